@@ -1,0 +1,1 @@
+"""The bundled corpus: public-domain Bach chorales as MIDI (see SOURCE.md)."""

@@ -1,0 +1,3 @@
+from seqgate.cli import main
+
+main()
