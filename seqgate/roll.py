@@ -1,0 +1,188 @@
+"""MIDI <-> piano roll: the first stage of the pipeline.
+
+A roll is a boolean (frames, 88) array: column k is MIDI pitch 21 + k (A0..C8), one row per grid
+step. The grid follows the beat (ticks per quarter note), not seconds, so a tempo change never
+smears the rhythm: a note starting on beat 3 lands on frame 3 * frames_per_quarter whatever the
+tempo was. What the roll cannot hold (source tempo, GM program) is returned beside it so that export
+can put it back.
+
+Reading uses symusic (a fast C++ MIDI parser); writing uses pretty_midi.
+Key estimation: Krumhansl & Kessler (1982) key profiles, correlated with the duration-weighted
+pitch-class histogram as in the Krumhansl-Schmuckler algorithm.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+N_KEYS = 88
+LOWEST_PITCH = 21  # column k is MIDI pitch 21 + k
+HIGHEST_PITCH = LOWEST_PITCH + N_KEYS - 1  # 108
+
+# Krumhansl-Kessler probe-tone profiles, tonic first.
+_MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+_MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+
+class BadMidi(Exception):
+    """A MIDI file that gives no usable roll; the message is a short reason for the user."""
+
+
+@dataclass
+class MidiRoll:
+    roll: np.ndarray  # bool (frames, 88)
+    qpm: float  # the source's first tempo, quarter notes per minute (120 if none)
+    program: int  # most used GM program among kept non-drum notes (0 if unknown)
+    dropped_out_of_range: int  # notes outside MIDI 21..108 left out
+
+
+def read_midi_roll(path: str | os.PathLike, frames_per_quarter: int = 2, drums: bool = False,
+                   transpose_to_c: bool = False) -> MidiRoll:
+    """Read a MIDI file into a beat-grid roll; raise BadMidi with a short reason if unusable."""
+    import symusic  # imported here so that writing rolls does not need it
+
+    try:
+        score = symusic.Score(str(path), ttype="tick")
+    except Exception as error:  # symusic raises RuntimeError/ValueError with its own wording
+        raise BadMidi(_reason_from_parser(path, error)) from None
+
+    starts, ends, pitches, programs = [], [], [], []
+    has_drums = False
+    for track in score.tracks:
+        notes = track.notes.numpy()
+        if len(notes["time"]) == 0:
+            continue
+        if track.is_drum:
+            has_drums = True
+            if not drums:
+                continue
+        starts.append(notes["time"].astype(np.int64))
+        ends.append(starts[-1] + notes["duration"].astype(np.int64))
+        pitches.append(notes["pitch"].astype(np.int64))
+        if not track.is_drum:
+            programs.append((int(track.program), len(starts[-1])))
+    if not starts:
+        raise BadMidi("drums only (use --drums to keep)" if has_drums else "no notes")
+    start, end, pitch = np.concatenate(starts), np.concatenate(ends), np.concatenate(pitches)
+
+    in_range = (pitch >= LOWEST_PITCH) & (pitch <= HIGHEST_PITCH)
+    if not in_range.any():
+        raise BadMidi(f"all notes outside MIDI {LOWEST_PITCH}..{HIGHEST_PITCH}")
+    if transpose_to_c:
+        pitch = pitch + _shift_to_c(score, start, end, pitch, in_range)
+        in_range = (pitch >= LOWEST_PITCH) & (pitch <= HIGHEST_PITCH)
+    dropped = int(len(pitch) - in_range.sum())
+    start, end, pitch = start[in_range], end[in_range], pitch[in_range]
+
+    # Round half up on the beat grid, in integers so no float ever decides a frame.
+    tpq = int(score.ticks_per_quarter)
+    onset = (2 * start * frames_per_quarter + tpq) // (2 * tpq)
+    offset = (2 * end * frames_per_quarter + tpq) // (2 * tpq)
+    offset = np.maximum(offset, onset + 1)  # every note at least one frame long
+    # Mark [onset, offset) of every note with a difference array: +1 at onset, -1 at offset.
+    edges = np.zeros((int(offset.max()) + 1, N_KEYS), dtype=np.int32)
+    keys = pitch - LOWEST_PITCH
+    np.add.at(edges, (onset, keys), 1)
+    np.add.at(edges, (offset, keys), -1)
+    roll = np.cumsum(edges[:-1], axis=0) > 0
+
+    tempos = sorted(score.tempos, key=lambda t: t.time)
+    qpm = round(float(tempos[0].qpm), 3) if tempos else 120.0
+    program = 0
+    if programs:
+        counts: dict[int, int] = {}
+        for prog, n in programs:
+            counts[prog] = counts.get(prog, 0) + n
+        program = max(sorted(counts), key=lambda p: counts[p])
+    return MidiRoll(roll=roll, qpm=qpm, program=program, dropped_out_of_range=dropped)
+
+
+def _reason_from_parser(path, error: Exception) -> str:
+    try:
+        if os.path.getsize(path) == 0:
+            return "empty file"
+    except OSError:
+        return "cannot open file"
+    message = str(error).replace("MiniMidi: ", "").replace(": iostream error", "").strip()
+    return f"unreadable MIDI ({message.rstrip('!')})" if message else "unreadable MIDI"
+
+
+def _shift_to_c(score, start, end, pitch, in_range) -> int:
+    """Semitones that move the piece's key to C major / C minor, staying on the keyboard."""
+    tonic = _key_from_signature(score)
+    if tonic is None:
+        tonic = estimate_tonic(pitch[in_range], (end - start)[in_range])
+    shift = (-tonic + 6) % 12 - 6  # -6..+5: the smallest move to C
+    low, high = pitch[in_range].min(), pitch[in_range].max()
+    for candidate in (shift, shift + 12, shift - 12):  # the octave alternative if off the keys
+        if low + candidate >= LOWEST_PITCH and high + candidate <= HIGHEST_PITCH:
+            return candidate
+    return shift
+
+
+def _key_from_signature(score) -> int | None:
+    """Tonic pitch class from the first key signature event, or None if there is none."""
+    if not len(score.key_signatures):
+        return None
+    first = min(score.key_signatures, key=lambda k: k.time)
+    major_tonic = (7 * int(first.key)) % 12  # each sharp moves the tonic a fifth up
+    return (major_tonic + 9) % 12 if int(first.tonality) == 1 else major_tonic
+
+
+def estimate_tonic(pitches: np.ndarray, durations: np.ndarray) -> int:
+    """Krumhansl-Schmuckler: the tonic pitch class whose major or minor profile fits best."""
+    histogram = np.bincount(np.asarray(pitches) % 12, weights=np.asarray(durations, float),
+                            minlength=12)
+    if not histogram.any():
+        return 0
+    best, best_tonic = -np.inf, 0
+    for profile in (_MAJOR_PROFILE, _MINOR_PROFILE):
+        for tonic in range(12):
+            # Profile rolled so that its tonic entry sits at pitch class `tonic`.
+            r = np.corrcoef(histogram, np.roll(profile, tonic))[0, 1]
+            if np.isfinite(r) and r > best:
+                best, best_tonic = r, tonic
+    return best_tonic
+
+
+def roll_to_notes(roll: np.ndarray) -> list[tuple[int, int, int]]:
+    """Held notes of a roll as (MIDI pitch, start frame, end frame), sorted by start then pitch.
+
+    A key sounding in consecutive frames is one note; end is exclusive.
+    """
+    roll = np.asarray(roll, dtype=bool)
+    padded = np.zeros((len(roll) + 2, roll.shape[1]), dtype=np.int8)
+    padded[1:-1] = roll
+    change = np.diff(padded, axis=0)  # +1 where a key starts, -1 one past where it stops
+    # Transposed, nonzero() walks key by key, in time order: starts and ends pair up.
+    start_key, start = np.nonzero(change.T == 1)
+    _, end = np.nonzero(change.T == -1)
+    order = np.lexsort((start_key, start))
+    notes = np.stack([start_key + LOWEST_PITCH, start, end], axis=1)[order]
+    return list(map(tuple, notes.tolist()))
+
+
+def roll_to_midi(roll: np.ndarray, path: str | os.PathLike, *, qpm: float = 120.0,
+                 frames_per_quarter: int = 2, program: int = 0, velocity: int = 80) -> int:
+    """Write a roll as a one-instrument MIDI file (atomically); returns the number of notes."""
+    import pretty_midi
+
+    from seqgate.files import atomic_write
+
+    seconds_per_frame = 60.0 / (qpm * frames_per_quarter)
+    # 480 ticks per quarter divides evenly by 1, 2, 3, 4, 6, 8... frames per quarter.
+    midi = pretty_midi.PrettyMIDI(resolution=480, initial_tempo=qpm)
+    instrument = pretty_midi.Instrument(program=int(program))
+    notes = roll_to_notes(roll)
+    for pitch, start, end in notes:
+        instrument.notes.append(pretty_midi.Note(velocity=int(velocity), pitch=int(pitch),
+                                                 start=start * seconds_per_frame,
+                                                 end=end * seconds_per_frame))
+    midi.instruments.append(instrument)
+    with atomic_write(Path(path), "wb") as handle:
+        midi.write(handle)
+    return len(notes)
