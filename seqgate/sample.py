@@ -1,0 +1,412 @@
+"""`seqgate sample`: new polyphonic music from a trained next-step model, written as MIDI.
+
+Generation is ancestral sampling from the model's factorisation p(frame_t | frames_<t), each frame
+88 independent Bernoulli keys given the recurrent state (Boulanger-Lewandowski et al. 2012, the RNN
+baseline; Chung et al. 2014 sample their music models the same way). The recurrent state is carried
+from frame to frame, so each new frame costs one cell step whatever the length so far: the prefix
+is never run again (the loop of pytorch/examples word_language_model/generate.py, and of
+karpathy/nanoGPT's sample.py with its temperature, minus nanoGPT's re-reading of the context).
+
+Speed: with a ~20k-parameter model one step is a few microseconds of arithmetic, so time goes to
+per-op overhead. The loop therefore calls torch's cell functions (torch.gru_cell, ...) on the
+weights of the fused layer directly instead of the nn.Module stack, folds the temperature into the
+output layer once, draws the uniform numbers for many frames in one call, writes into a
+preallocated tensor, and runs on one thread (see `_few_threads`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from seqgate.errors import UserError
+from seqgate.files import resolve_run_dir
+from seqgate.metrics import roll_statistics
+from seqgate.model import NextStepModel, load_model
+from seqgate.roll import BadMidi, read_midi_roll, roll_to_midi
+
+N_KEYS = 88
+LOWEST_PITCH = 21
+QUARTERS_PER_BAR = 4  # bars are counted in 4/4: the rolls keep no metre
+DEFAULT_BARS = 16
+DEFAULT_QPM = 120.0
+# Uniform numbers for this many frames are drawn in one call: one op instead of one per frame,
+# while the memory held stays bounded (256 x batch x 88 floats) however long the pieces are.
+RANDOM_BLOCK_FRAMES = 256
+# Below this many multiply-adds per step, extra threads only add synchronisation: on a 2-core
+# CPU, 8 pieces of a hidden-41 GRU ran 2-4x slower on 2 threads than on 1, and even 64 pieces of a
+# hidden-512 GRU (22M per step) were faster on one. Only bigger steps keep all threads.
+ONE_THREAD_WORK_LIMIT = 25_000_000
+
+
+# --------------------------------------------------------------------------------------------
+# Generation
+
+
+def generate(model: NextStepModel, n_pieces: int, frames: int, *, temperature: float = 1.0,
+             seed: int = 0, primer: np.ndarray | None = None,
+             max_polyphony: int | None = None,
+             on_progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Sample `n_pieces` continuations of `frames` new frames each, as a bool (n, frames, 88) array.
+
+    primer: an optional bool (primer_frames, 88) roll that every piece continues from; it is fed
+    through the model first and is not part of the result. temperature divides the logits (below
+    1: safer, above 1: wilder). max_polyphony: at most this many keys per new frame. Same seed,
+    same arguments, same machine -> the same pieces. on_progress(frames_done) is called now and
+    then. The model is put in eval mode for the call and given back in the mode it came in.
+    """
+    rolls, _ = _generate(model, n_pieces, frames, temperature=temperature, seed=seed,
+                         primer=primer, max_polyphony=max_polyphony, on_progress=on_progress,
+                         keep_probabilities=False)
+    return rolls
+
+
+def generate_with_probabilities(model: NextStepModel, n_pieces: int, frames: int, *,
+                                temperature: float = 1.0, seed: int = 0,
+                                primer: np.ndarray | None = None,
+                                max_polyphony: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """As `generate`, plus the float32 (n, frames, 88) key probabilities every frame was drawn
+    from (sigmoid(logits / temperature), before any max_polyphony cut), for checks and analysis."""
+    return _generate(model, n_pieces, frames, temperature=temperature, seed=seed, primer=primer,
+                     max_polyphony=max_polyphony, on_progress=None, keep_probabilities=True)
+
+
+def _generate(model, n_pieces, frames, *, temperature, seed, primer, max_polyphony, on_progress,
+              keep_probabilities):
+    n_pieces, frames = int(n_pieces), int(frames)
+    if n_pieces <= 0:
+        raise UserError("the number of pieces must be at least 1")
+    if frames <= 0:
+        raise UserError("the number of frames to generate must be at least 1")
+    temperature = _check_temperature(temperature)
+    if max_polyphony is not None and int(max_polyphony) < 1:
+        raise UserError("--max-polyphony must be at least 1")
+    n_keys = model.n_keys
+    if primer is not None:
+        primer = np.asarray(primer)
+        if primer.ndim != 2 or primer.shape[1] != n_keys or primer.shape[0] == 0:
+            raise UserError(f"the primer must be a non-empty (frames, {n_keys}) roll, "
+                            f"got shape {primer.shape}")
+
+    generator = torch.Generator().manual_seed(int(seed))
+    # Frames live time-major, so that frame t of every piece is one contiguous block: it is
+    # written in place by the draw and read in place as the next step's input.
+    rolls = torch.empty(frames, n_pieces, n_keys)
+    probabilities = torch.empty(frames, n_pieces, n_keys) if keep_probabilities else None
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), _few_threads(model, n_pieces):
+            step = _step_function(model, temperature)
+            # The whole primer in one call (the fused layer runs it as one sequence); its last
+            # output already predicts the first new frame. Without a primer this is just the
+            # model's all-zero start frame.
+            prefix = torch.zeros(n_pieces, 1 + (0 if primer is None else len(primer)), n_keys)
+            if primer is not None:
+                prefix[:, 1:] = torch.from_numpy(primer.astype(np.float32))
+            outputs, state = model.core(prefix)
+            state = _state_per_layer(model, state)
+            probs = torch.sigmoid(model.head(outputs[:, -1]) / temperature)
+            uniforms = None
+            for t in range(frames):
+                if t % RANDOM_BLOCK_FRAMES == 0:
+                    block = min(RANDOM_BLOCK_FRAMES, frames - t)
+                    uniforms = torch.rand(block, n_pieces, n_keys, generator=generator)
+                    if on_progress is not None:
+                        on_progress(t)
+                if keep_probabilities:
+                    probabilities[t] = probs
+                frame = rolls[t]
+                # A key sounds when its uniform number falls below its probability: a Bernoulli
+                # draw, the same thing torch.bernoulli does, with the random numbers drawn ahead.
+                torch.lt(uniforms[t % RANDOM_BLOCK_FRAMES], probs, out=frame)
+                if max_polyphony is not None:
+                    _keep_most_probable(frame, probs, int(max_polyphony))
+                if t + 1 < frames:
+                    probs, state = step(frame, state)
+            if on_progress is not None:
+                on_progress(frames)
+    finally:
+        model.train(was_training)
+    rolls = rolls.transpose(0, 1).numpy().astype(bool)
+    if keep_probabilities:
+        return rolls, probabilities.transpose(0, 1).contiguous().numpy()
+    return rolls, None
+
+
+def _keep_most_probable(frame: torch.Tensor, probs: torch.Tensor, limit: int) -> None:
+    """Cut each drawn frame to its `limit` most probable sounding keys, in place.
+
+    Drawing first and cutting after keeps the model's own distribution untouched whenever a frame
+    stays within the limit (the usual case), so the cap only trims the rare cluster; taking the
+    top-K probabilities outright would instead sound the same K keys every time the model is
+    unsure. Among the drawn keys, the ones the model was surest of are the ones worth keeping.
+    """
+    if limit >= frame.shape[1]:
+        return
+    # Undrawn keys score 0 and drawn keys their probability (> 0, or they could not be drawn),
+    # so the top `limit` scores are the most probable drawn keys, plus undrawn ones to fill up,
+    # which the final AND removes again. topk's indices break ties, so never more than `limit`.
+    scores = probs * frame
+    keep = torch.zeros_like(frame).scatter_(1, scores.topk(limit, dim=1).indices, 1.0)
+    frame.mul_(keep)
+
+
+def _step_function(model: NextStepModel, temperature: float):
+    """step(frame (batch, keys), state per layer) -> (probabilities of the next frame, state).
+
+    The cell functions compute exactly what one time step of torch's fused layer does (tests check
+    the probabilities against a full forward pass), without the module's per-call bookkeeping.
+    Dropout between layers is off in eval mode, so the layers simply chain.
+    """
+    core = model.core
+    cell_function = {"gru": torch.gru_cell, "tanh": torch.rnn_tanh_cell,
+                     "lstm": torch.lstm_cell}[model.cell]
+    weights = [(getattr(core, f"weight_ih_l{layer}"), getattr(core, f"weight_hh_l{layer}"),
+                getattr(core, f"bias_ih_l{layer}", None), getattr(core, f"bias_hh_l{layer}", None))
+               for layer in range(model.layers)]
+    # logits / T = h (W / T)^T + b / T: dividing the weights once saves a division per step.
+    head_weight_t = (model.head.weight / temperature).t().contiguous()
+    head_bias = model.head.bias / temperature
+    is_lstm = model.cell == "lstm"
+
+    def step(frame, state):
+        layer_input = frame
+        new_state = []
+        for layer_weights, layer_state in zip(weights, state):
+            layer_state = cell_function(layer_input, layer_state, *layer_weights)
+            new_state.append(layer_state)
+            layer_input = layer_state[0] if is_lstm else layer_state  # LSTM state is (h, c)
+        probs = torch.addmm(head_bias, layer_input, head_weight_t).sigmoid_()
+        return probs, new_state
+
+    return step
+
+
+def _state_per_layer(model: NextStepModel, state):
+    """The fused layer's (layers, batch, hidden) state as one entry per layer, for the cells."""
+    if model.cell == "lstm":
+        hidden, cell = state
+        return [(hidden[layer], cell[layer]) for layer in range(model.layers)]
+    return [state[layer] for layer in range(model.layers)]
+
+
+@contextlib.contextmanager
+def _few_threads(model: NextStepModel, batch: int) -> Iterator[None]:
+    """Run small steps on one thread, then restore the caller's thread count.
+
+    A step of a small model on a few pieces is microseconds of work; splitting each op over
+    threads costs more in synchronisation than it saves. Large models or batches keep all threads.
+    """
+    inputs = model.n_keys + model.hidden
+    work = batch * model.hidden * (inputs + model.n_keys)
+    threads = torch.get_num_threads()
+    if work >= ONE_THREAD_WORK_LIMIT or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check_temperature(temperature: float) -> float:
+    temperature = float(temperature)
+    if not temperature > 0 or not np.isfinite(temperature):
+        raise UserError(f"--temperature must be a positive number, got {temperature:g}")
+    return temperature
+
+
+# --------------------------------------------------------------------------------------------
+# From a run folder to MIDI files
+
+
+@dataclass
+class SampleResult:
+    """One written piece."""
+    path: Path  # the MIDI file
+    frames: int  # frames in the file, primer included when it was written out
+    statistics: dict  # metrics.roll_statistics of the piece's roll
+    png: Path | None = None  # the piano-roll image, when asked for
+
+
+@dataclass
+class SampleReport:
+    """What `sample_to_midi` wrote, and what to compare it with."""
+    results: list[SampleResult]
+    train_stats: dict | None  # roll_statistics of the run's training split, if it stored them
+    run_dir: Path
+    qpm: float
+    frames_per_quarter: int
+    primer_frames: int  # primer frames fed to the model (0 without a primer)
+
+
+def sample_to_midi(run_dir: str | os.PathLike | None, output: str | os.PathLike, *, n: int = 1,
+                   frames: int | None = None, bars: int | None = None, seed: int = 0,
+                   temperature: float = 1.0, primer: str | os.PathLike | None = None,
+                   primer_frames: int | None = None, primer_in_output: bool = True,
+                   qpm: float | None = None, program: int = 0, velocity: int = 80,
+                   max_polyphony: int | None = None, png: bool = False,
+                   console: Console | None = None) -> SampleReport:
+    """Generate `n` pieces from the best checkpoint of a run and write them as MIDI files.
+
+    run_dir: a run folder (or its best.pt); None means the run trained last. output: the MIDI
+    path; with n > 1 the pieces go to <stem>-1<suffix> ... <stem>-<n><suffix> beside it, and
+    png=True writes a piano-roll image <stem>.png beside each.
+    Length: `frames` new frames, or `bars` bars of 4 quarter notes (bars * 4 * the run's frames
+    per quarter; a run whose roll format has no beat grid, such as the benchmark .mat corpora,
+    counts as 1 frame per quarter); neither given -> 16 bars; both -> frames wins. The length
+    does not count the primer.
+    primer: a MIDI file read at the run's frames per quarter, cut to its first `primer_frames`
+    frames if given; every piece continues it and, with primer_in_output, starts with it.
+    qpm: tempo of the files; default the training corpus's median source tempo, else 120.
+    """
+    if n is None or int(n) <= 0:
+        raise UserError(f"-n must be at least 1, got {n}")
+    n = int(n)
+    if frames is not None and int(frames) <= 0:
+        raise UserError(f"--frames must be at least 1, got {frames}")
+    if bars is not None and int(bars) <= 0:
+        raise UserError(f"--bars must be at least 1, got {bars}")
+    temperature = _check_temperature(temperature)
+    if not 0 <= int(program) <= 127:
+        raise UserError(f"--program must be a General MIDI program 0..127, got {program}")
+    if not 1 <= int(velocity) <= 127:
+        raise UserError(f"--velocity must be 1..127, got {velocity}")
+    if qpm is not None and not (float(qpm) > 0 and np.isfinite(float(qpm))):
+        raise UserError(f"--qpm must be a positive tempo, got {qpm}")
+    if primer_frames is not None and int(primer_frames) <= 0:
+        raise UserError(f"--primer-frames must be at least 1, got {primer_frames}")
+    if max_polyphony is not None and int(max_polyphony) < 1:
+        raise UserError(f"--max-polyphony must be at least 1, got {max_polyphony}")
+    run_dir = resolve_run_dir(run_dir)
+    model, checkpoint = load_model(run_dir / "best.pt")
+    paths = output_paths(output, n)
+    _check_writable_folder(paths[0].parent)
+    data = checkpoint.get("data") or {}
+    roll_format = data.get("roll_format") or {}
+    stored_grid = roll_format.get("frames_per_quarter")
+    frames_per_quarter = int(stored_grid) if stored_grid else 1
+    if frames is None:
+        frames = (bars if bars is not None else DEFAULT_BARS) * QUARTERS_PER_BAR * frames_per_quarter
+    frames = int(frames)
+    if qpm is None:
+        qpm = float(data.get("median_qpm") or DEFAULT_QPM)
+
+    primer_roll = None
+    if primer is not None:
+        primer_roll = _read_primer(primer, model, roll_format, frames_per_quarter, primer_frames,
+                                   console)
+
+    generated = _generate_with_progress(model, n, frames, temperature=temperature, seed=seed,
+                                        primer=primer_roll, max_polyphony=max_polyphony,
+                                        console=console)
+
+    results = []
+    for path, roll in zip(paths, generated):
+        if primer_roll is not None and primer_in_output:
+            roll = np.concatenate([primer_roll, roll], axis=0)
+        roll_to_midi(roll, path, qpm=qpm, frames_per_quarter=frames_per_quarter,
+                     program=int(program), velocity=int(velocity))
+        image = None
+        if png:
+            from seqgate.plots import plot_piano_roll  # matplotlib loads only when asked
+
+            image = path.with_suffix(".png")
+            plot_piano_roll(roll, image, title=path.name,
+                            frames_per_quarter=frames_per_quarter if stored_grid else None)
+        results.append(SampleResult(path=path, frames=len(roll),
+                                    statistics=roll_statistics([roll]), png=image))
+    return SampleReport(results=results, train_stats=data.get("train_stats"), run_dir=run_dir,
+                        qpm=qpm, frames_per_quarter=frames_per_quarter,
+                        primer_frames=0 if primer_roll is None else len(primer_roll))
+
+
+def output_paths(output: str | os.PathLike, n: int) -> list[Path]:
+    """`output` itself for one piece; <stem>-1<suffix> ... <stem>-<n><suffix> for several."""
+    output = Path(output)
+    if n == 1:
+        return [output]
+    return [output.with_name(f"{output.stem}-{i}{output.suffix}") for i in range(1, n + 1)]
+
+
+def _check_writable_folder(folder: Path) -> None:
+    """Fail before generating, not after, when the files could not be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create output folder {folder}: {error.strerror or error}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"output folder {folder} is not writable")
+
+
+def _read_primer(primer, model: NextStepModel, roll_format: dict, frames_per_quarter: int,
+                 primer_frames: int | None, console: Console | None) -> np.ndarray:
+    n_keys = roll_format.get("n_keys", model.n_keys)
+    lowest = roll_format.get("lowest_pitch", LOWEST_PITCH)
+    if n_keys != N_KEYS or lowest != LOWEST_PITCH or model.n_keys != N_KEYS:
+        raise UserError(f"this run's rolls have {n_keys} keys from MIDI {lowest}; a MIDI primer "
+                        f"gives {N_KEYS} keys from MIDI {LOWEST_PITCH}, so it cannot prime it")
+    path = Path(primer)
+    if not path.is_file():
+        raise UserError(f"primer {path}: no such file")
+    try:
+        midi_roll = read_midi_roll(path, frames_per_quarter=frames_per_quarter)
+    except BadMidi as reason:
+        raise UserError(f"primer {path}: {reason}") from None
+    roll = midi_roll.roll
+    if primer_frames is not None:
+        roll = roll[:int(primer_frames)]
+    if console is not None and midi_roll.dropped_out_of_range:
+        console.print(f"primer: {midi_roll.dropped_out_of_range} notes outside MIDI "
+                      f"{LOWEST_PITCH}..{LOWEST_PITCH + N_KEYS - 1} left out")
+    return roll
+
+
+def _generate_with_progress(model, n, frames, *, console, **options) -> np.ndarray:
+    if console is None:
+        return generate(model, n, frames, **options)
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"sampling {n} x {frames:,} frames", total=frames)
+        return generate(model, n, frames,
+                        on_progress=lambda done: progress.update(task, completed=done), **options)
+
+
+# --------------------------------------------------------------------------------------------
+# The summary
+
+
+def statistics_table(results: list[SampleResult], train_stats: dict | None = None) -> Table:
+    """Per written piece: frames, notes, mean notes per frame, pitch-class entropy and share of
+    empty frames; the training corpus's same statistics as the last row, for comparison."""
+    table = Table(title="Samples beside the training corpus",
+                  caption="entropy in bits, at most log2(12) = 3.58; empty: frames with no key")
+    table.add_column("output", no_wrap=True)
+    table.add_column("frames", justify="right")
+    table.add_column("notes", justify="right")
+    table.add_column("notes / frame", justify="right")
+    table.add_column("pitch-class entropy", justify="right")
+    table.add_column("empty frames", justify="right")
+
+    def row(name: str, stats: dict, end_section: bool = False) -> None:
+        table.add_row(name, f"{stats['frames']:,}", f"{stats['notes']:,}",
+                      f"{stats['mean_notes_per_frame']:.2f}", f"{stats['pitch_class_entropy']:.2f}",
+                      f"{stats['empty_frame_share']:.1%}", end_section=end_section)
+
+    for index, result in enumerate(results):
+        row(str(result.path), result.statistics,
+            end_section=train_stats is not None and index == len(results) - 1)
+    if train_stats is not None:
+        row("training corpus", train_stats)
+    return table
