@@ -83,12 +83,13 @@ def read_midi_roll(path: str | os.PathLike, frames_per_quarter: int = 2, drums: 
     onset = (2 * start * frames_per_quarter + tpq) // (2 * tpq)
     offset = (2 * end * frames_per_quarter + tpq) // (2 * tpq)
     offset = np.maximum(offset, onset + 1)  # every note at least one frame long
-    # Mark [onset, offset) of every note with a difference array: +1 at onset, -1 at offset.
-    edges = np.zeros((int(offset.max()) + 1, N_KEYS), dtype=np.int32)
-    keys = pitch - LOWEST_PITCH
-    np.add.at(edges, (onset, keys), 1)
-    np.add.at(edges, (offset, keys), -1)
-    roll = np.cumsum(edges[:-1], axis=0) > 0
+    # Every (frame, key) cell a note covers, without a Python loop: note i covers
+    # onset[i], onset[i] + 1, ..., offset[i] - 1.
+    lengths = offset - onset
+    first_cell = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    frames = np.arange(int(lengths.sum())) - first_cell + np.repeat(onset, lengths)
+    roll = np.zeros((int(offset.max()), N_KEYS), dtype=bool)
+    roll[frames, np.repeat(pitch - LOWEST_PITCH, lengths)] = True
 
     tempos = sorted(score.tempos, key=lambda t: t.time)
     qpm = round(float(tempos[0].qpm), 3) if tempos else 120.0
