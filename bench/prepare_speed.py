@@ -1,0 +1,69 @@
+"""How fast is `seqgate prepare` against a plain pretty_midi loop over the same MIDI files?
+
+    python bench/prepare_speed.py FOLDER [--fs 8] [--workers N] [--repeat 3]
+
+seqgate: the real command line, end to end, in a subprocess (interpreter start, scan, parser
+processes, dataset written), `python -m seqgate prepare FOLDER -o TMP`.
+pretty_midi: `pretty_midi.PrettyMIDI(f).get_piano_roll(fs=FS)` for every file, one process, the
+usual way to turn MIDI into rolls. Files pretty_midi cannot read count as done for both.
+Each side's best of --repeat runs is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+
+def time_seqgate(folder: Path, workers: int | None) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-m", "seqgate", "prepare", str(folder), "-o", str(Path(tmp) / "d.npz")]
+        if workers:
+            command += ["--workers", str(workers)]
+        start = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - start
+
+
+def time_pretty_midi(files: list[Path], fs: float) -> float:
+    import pretty_midi
+
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pretty_midi warns about type-0 files and the like
+        for path in files:
+            try:
+                pretty_midi.PrettyMIDI(str(path)).get_piano_roll(fs=fs)
+            except Exception:
+                pass
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--fs", type=float, default=8, help="pretty_midi frames per second")
+    parser.add_argument("--workers", type=int, default=None, help="seqgate parser processes")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    files = sorted(p for p in args.folder.rglob("*") if p.suffix.lower() in (".mid", ".midi"))
+    if not files:
+        sys.exit(f"no MIDI files under {args.folder}")
+
+    seqgate_s = min(time_seqgate(args.folder, args.workers) for _ in range(args.repeat))
+    pretty_s = min(time_pretty_midi(files, args.fs) for _ in range(args.repeat))
+    n = len(files)
+    print(f"{n} files, {os.cpu_count()} cores, best of {args.repeat}")
+    print(f"seqgate prepare (CLI, end to end): {seqgate_s:7.2f} s  {n / seqgate_s:8.1f} files/s")
+    print(f"pretty_midi get_piano_roll loop:   {pretty_s:7.2f} s  {n / pretty_s:8.1f} files/s")
+    print(f"seqgate is {pretty_s / seqgate_s:.1f}x faster")
+
+
+if __name__ == "__main__":
+    main()
