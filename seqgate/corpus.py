@@ -318,7 +318,7 @@ def find_midi_files(paths: list[Path]) -> list[MidiSource]:
     for root in paths:
         if root.is_dir():
             folder_name = root.resolve().name
-            files = [p for p in _midi_in(root)]
+            files = _midi_in(root)
             if not files:
                 raise UserError(f"no MIDI files (.mid/.midi) under {root}")
             for path in files:
