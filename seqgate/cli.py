@@ -106,6 +106,146 @@ def inspect(
                   f"   source: {stats['source']}")
 
 
+class TrainDisplay:
+    """The live view of `seqgate train`: an epoch bar with train NLL, valid NLL, speed and ETA."""
+
+    def __init__(self, max_epochs: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.max_epochs = max_epochs
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("train {task.fields[train]}  valid {task.fields[valid]}  "
+                       "best {task.fields[best]}  {task.fields[speed]}"),
+            TimeRemainingColumn(), console=console, transient=False)
+        self.task = None
+
+    def start(self, run_dir, info, progress) -> None:
+        model = info["model_config"]
+        console.print(f"training {model['cell']} (hidden {model['hidden']}, {info['parameters']:,} "
+                      f"parameters) on {info['device']} -> {run_dir}")
+        self.bar.start()
+        best = f"{progress.best_valid:.3f}" if progress.best_epoch else "-"
+        self.task = self.bar.add_task("epoch", total=self.max_epochs, completed=progress.epoch,
+                                      train="-", valid="-", best=best, speed="")
+
+    def batch(self, frames: int, train_nll: float) -> None:
+        self.bar.update(self.task, train=f"{train_nll:.3f}")
+
+    def epoch(self, record: dict, progress) -> None:
+        self.bar.update(self.task, completed=record["epoch"], valid=f"{record['valid_nll']:.3f}",
+                        best=f"{progress.best_valid:.3f}",
+                        speed=f"{record['frames_per_second']:,.0f} frames/s")
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+@app.command()
+def train(
+    cell: str = typer.Option("gru", "--cell", "-c", help="tanh, gru or lstm."),
+    data: Path = typer.Option(DEFAULT_DATASET, "--data", "-d", help="Dataset file from `seqgate prepare`."),
+    params: Optional[int] = typer.Option(None, "--params", help="Parameter budget; the hidden size is solved for it (default 20000)."),
+    hidden: Optional[int] = typer.Option(None, "--hidden", help="Hidden units (instead of --params)."),
+    layers: int = typer.Option(1, "--layers"),
+    dropout: float = typer.Option(0.0, "--dropout"),
+    recipe: str = typer.Option("default", "--recipe", help="default (Adam, weight noise, plateau decay) or paper (RMSProp, weight noise 0.075, clip 1)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default: the recipe's)."),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    window: int = typer.Option(128, "--window", help="Longest training window in frames."),
+    augment_transpose: int = typer.Option(0, "--augment-transpose", help="Random transposition by up to K semitones."),
+    max_epochs: int = typer.Option(300, "--max-epochs", envvar="SEQGATE_MAX_EPOCHS"),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", envvar="SEQGATE_MAX_MINUTES"),
+    patience: int = typer.Option(20, "--patience", help="Epochs without a better validation NLL before stopping."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run folder (default runs/<cell>-<n>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir (or the last run) from last.pt."),
+) -> None:
+    """Train a tanh, GRU or LSTM next-step predictor; the best model by validation NLL is kept."""
+    from seqgate import train as training
+
+    config = training.TrainConfig(
+        cell=cell, data=str(data), hidden=hidden, params=params, layers=layers, dropout=dropout,
+        recipe=recipe, lr=lr, batch_size=batch_size, window=window, augment_transpose=augment_transpose,
+        max_epochs=max_epochs, max_minutes=max_minutes, patience=patience, seed=seed, device=device)
+    try:
+        summary = training.train(config, run_dir, resume=resume, display=TrainDisplay(max_epochs))
+    except training.Interrupted as stopped:
+        Console(stderr=True).print(f"interrupted: {stopped}/last.pt holds the last finished epoch; "
+                                   f"continue with `seqgate train --resume --run-dir {stopped}`")
+        raise typer.Exit(130)
+    table = Table(title=f"{summary['model_config']['cell']} run finished ({summary['stopped']})")
+    for column in ("run", "params", "epochs", "updates", "minutes", "best epoch", "best valid"):
+        table.add_column(column, justify="right")
+    table.add_row(summary["run_dir"], f"{summary['parameters']:,}", str(summary["epochs"]),
+                  f"{summary['updates']:,}", f"{summary['seconds'] / 60:.1f}", str(summary["best_epoch"]),
+                  f"{summary['best_valid_nll']:.3f}" if summary["best_valid_nll"] is not None else "-")
+    console.print(table)
+
+
+@app.command()
+def evaluate(
+    run: Optional[Path] = typer.Argument(None, help="Run folder (default: the run trained last)."),
+    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Dataset file (default: the run's own)."),
+    split: str = typer.Option("test", "--split", help="train, valid or test."),
+    checkpoint: str = typer.Option("best.pt", "--checkpoint", help="best.pt or last.pt."),
+    as_json: bool = typer.Option(False, "--json", help="Print the numbers as JSON."),
+    device: str = typer.Option("cpu", "--device"),
+) -> None:
+    """NLL per frame (and per piece), frame accuracy, precision, recall and F1 of a trained run."""
+    import json
+
+    from seqgate.evaluate import evaluate_run
+    from seqgate.files import resolve_run_dir
+    from seqgate.train import pick_device
+
+    result = evaluate_run(resolve_run_dir(run), data, split, checkpoint, pick_device(device))
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    table = Table(title=f"{result['cell']} {result['run']} on {split} ({result['pieces']} pieces, "
+                        f"{result['frames']:,} frames)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("NLL per frame (nats, frames weighted equally)", f"{result['nll']:.4f}")
+    table.add_row("NLL per frame, mean over pieces", f"{result['nll_per_piece']:.4f}")
+    for key, label in (("accuracy", "frame accuracy (Bay et al. 2009)"), ("precision", "precision"),
+                       ("recall", "recall"), ("f1", "F1")):
+        table.add_row(label, f"{result[key]:.4f}")
+    console.print(table)
+
+
+@app.command()
+def sample(
+    output: Path = typer.Option(Path("sample.mid"), "-o", "--output", help="MIDI file to write."),
+    n: int = typer.Option(1, "-n", help="Number of pieces (out-1.mid ... out-N.mid when above 1)."),
+    run: Optional[Path] = typer.Option(None, "--run", help="Run folder (default: the run trained last)."),
+    frames: Optional[int] = typer.Option(None, "--frames", help="New frames per piece."),
+    bars: Optional[int] = typer.Option(None, "--bars", help="New 4/4 bars per piece (default 16)."),
+    seed: int = typer.Option(0, "--seed"),
+    temperature: float = typer.Option(1.0, "--temperature"),
+    primer: Optional[Path] = typer.Option(None, "--primer", help="MIDI file whose roll is fed first."),
+    primer_frames: Optional[int] = typer.Option(None, "--primer-frames", help="Use only the first N frames of the primer."),
+    primer_in_output: bool = typer.Option(True, "--primer-in-output/--no-primer-in-output"),
+    qpm: Optional[float] = typer.Option(None, "--qpm", help="Tempo (default: the training corpus's median, else 120)."),
+    program: int = typer.Option(0, "--program", help="General MIDI program (0 = piano)."),
+    velocity: int = typer.Option(80, "--velocity"),
+    max_polyphony: Optional[int] = typer.Option(None, "--max-polyphony", help="At most K keys per frame."),
+    png: bool = typer.Option(False, "--png", help="Also write a piano-roll picture of each output."),
+) -> None:
+    """Sample new polyphonic music from a trained model and write it as MIDI."""
+    from seqgate import sample as sampling
+
+    report = sampling.sample_to_midi(
+        run, output, n=n, frames=frames, bars=bars, seed=seed, temperature=temperature, primer=primer,
+        primer_frames=primer_frames, primer_in_output=primer_in_output, qpm=qpm, program=program,
+        velocity=velocity, max_polyphony=max_polyphony, png=png, console=console)
+    console.print(sampling.statistics_table(report.results, report.train_stats))
+    for result in report.results:
+        console.print(f"wrote {result.path}" + (f" and {result.png}" if result.png else ""))
+
+
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit code 2."""
     try:

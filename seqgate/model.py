@@ -32,24 +32,26 @@ def check_cell(cell: str) -> str:
     return cell
 
 
-def count_parameters(cell: str, hidden: int, layers: int = 1, n_keys: int = 88) -> int:
+def count_parameters(cell: str, hidden: int, layers: int = 1, n_keys: int = 88,
+                     skip: bool = False) -> int:
     """Parameters of NextStepModel, computed without building it (torch keeps two bias vectors)."""
     blocks = GATE_BLOCKS[check_cell(cell)]
-    total = 0
+    total = n_keys * n_keys if skip else 0
     for layer in range(layers):
         inputs = n_keys if layer == 0 else hidden
         total += blocks * hidden * (inputs + hidden + 2)
     return total + hidden * n_keys + n_keys
 
 
-def hidden_for_params(cell: str, budget: int, layers: int = 1, n_keys: int = 88) -> int:
+def hidden_for_params(cell: str, budget: int, layers: int = 1, n_keys: int = 88,
+                      skip: bool = False) -> int:
     """The hidden size whose model has the parameter count closest to `budget` (at least 1)."""
     if budget <= 0:
         raise UserError("--params must be a positive number of parameters")
     best, best_gap = 1, math.inf
     hidden = 1
     while True:
-        gap = count_parameters(cell, hidden, layers, n_keys) - budget
+        gap = count_parameters(cell, hidden, layers, n_keys, skip) - budget
         if abs(gap) < best_gap:
             best, best_gap = hidden, abs(gap)
         if gap > 0:
@@ -68,7 +70,7 @@ def shift_right(rolls: torch.Tensor) -> torch.Tensor:
 
 class NextStepModel(nn.Module):
     def __init__(self, cell: str, hidden: int, layers: int = 1, dropout: float = 0.0,
-                 n_keys: int = 88):
+                 n_keys: int = 88, skip: bool = False):
         super().__init__()
         self.cell = check_cell(cell)
         self.hidden = int(hidden)
@@ -83,15 +85,33 @@ class NextStepModel(nn.Module):
         # hidden state before the output head, which is where a small model overfits.
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, n_keys)
+        # Optional direct path from frame t-1 to the logits of frame t: holding or releasing the
+        # keys just heard then costs the recurrent state nothing (a small hidden state cannot
+        # carry all 88 keys of the last frame).
+        self.skip = nn.Linear(n_keys, n_keys, bias=False) if skip else None
 
     def config(self) -> dict:
         return {"cell": self.cell, "hidden": self.hidden, "layers": self.layers,
-                "dropout": self.dropout_p, "n_keys": self.n_keys}
+                "dropout": self.dropout_p, "n_keys": self.n_keys, "skip": self.skip is not None}
 
     def forward(self, inputs: torch.Tensor, state=None):
         """inputs: (batch, time, keys) previous frames -> (logits of the same shape, state)."""
         outputs, state = self.core(inputs, state)
-        return self.head(self.drop(outputs)), state
+        logits = self.head(self.drop(outputs))
+        if self.skip is not None:
+            logits = logits + self.skip(inputs)
+        return logits, state
+
+    def init_output_bias(self, key_frequency: torch.Tensor) -> None:
+        """Start the head at each key's training frequency (as log-odds).
+
+        An untrained head predicts p = 0.5 for all 88 keys (about 61 nats per frame); starting from
+        the frequencies puts the first epoch at the ~11 nats of the frequency baseline, and the
+        recurrent weights learn the sequence instead of the marginals.
+        """
+        p = key_frequency.clamp(1e-4, 1 - 1e-4).to(self.head.bias)
+        with torch.no_grad():
+            self.head.bias.copy_(torch.log(p) - torch.log1p(-p))
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -99,7 +119,7 @@ class NextStepModel(nn.Module):
 
 def build_model(config: dict) -> NextStepModel:
     return NextStepModel(config["cell"], config["hidden"], config.get("layers", 1),
-                         config.get("dropout", 0.0), config.get("n_keys", 88))
+                         config.get("dropout", 0.0), config.get("n_keys", 88), config.get("skip", False))
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:

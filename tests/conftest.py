@@ -64,3 +64,33 @@ def datasets_dir() -> Path:
     if not DATASETS_DIR.is_dir():
         pytest.skip(f"benchmark data folder not found ({DATASETS_DIR.name} beside the repository)")
     return DATASETS_DIR
+
+
+def make_tiny_dataset(path, *, pieces_per_split=(12, 4, 4), seed=0, frames_per_quarter=2) -> Path:
+    """A small dataset file of patterned rolls (rising arpeggios with held chords), varied lengths."""
+    import numpy as np
+
+    from seqgate.corpus import Dataset, save_dataset
+
+    rng = np.random.default_rng(seed)
+    rolls, splits, names = [], [], []
+    for split, count in zip(("train", "valid", "test"), pieces_per_split):
+        for index in range(count):
+            length = int(rng.integers(20, 70))
+            roll = np.zeros((length, 88), dtype=bool)
+            root = int(rng.integers(30, 50))
+            for frame in range(length):
+                roll[frame, root + (frame % 4) * 4] = True  # an arpeggio, one note a frame
+                roll[frame, root - 12] = frame % 8 < 6      # a held bass with a gap
+            rolls.append(roll)
+            splits.append(split)
+            names.append(f"tiny/{split}/{index}")
+    save_dataset(Dataset(rolls, splits, names, {"frames_per_quarter": frames_per_quarter,
+                                                "source": "tiny test corpus",
+                                                "tempos": [100.0] * len(rolls)}), path)
+    return Path(path)
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path) -> Path:
+    return make_tiny_dataset(tmp_path / "tiny.npz")

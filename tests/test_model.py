@@ -1,0 +1,81 @@
+"""Model sizes and the next-step convention."""
+
+import pytest
+import torch
+
+from seqgate.errors import UserError
+from seqgate.model import (CELLS, NextStepModel, count_parameters, hidden_for_params, load_checkpoint,
+                           shift_right)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("skip", [False, True])
+def test_count_parameters_matches_the_built_model(cell, layers, skip):
+    model = NextStepModel(cell, 17, layers=layers, skip=skip)
+    assert count_parameters(cell, 17, layers, skip=skip) == model.n_parameters()
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_hidden_for_params_is_the_closest_size(cell):
+    hidden = hidden_for_params(cell, 20_000)
+    gap = abs(count_parameters(cell, hidden) - 20_000)
+    assert gap <= abs(count_parameters(cell, hidden - 1) - 20_000)
+    assert gap <= abs(count_parameters(cell, hidden + 1) - 20_000)
+    assert abs(count_parameters(cell, hidden) - 20_000) / 20_000 < 0.03
+
+
+def test_params_20000_orders_the_cells_as_the_paper():
+    # Chung et al. Table 1: tanh 100 > GRU 46 > LSTM 36 units at ~20K parameters; with 88 inputs
+    # and outputs (the paper trimmed its inputs) the same budget buys fewer units, in the same order.
+    sizes = {cell: hidden_for_params(cell, 20_000) for cell in CELLS}
+    assert sizes == {"tanh": 78, "gru": 41, "lstm": 34}
+
+
+def test_hidden_for_params_refuses_a_non_positive_budget():
+    with pytest.raises(UserError):
+        hidden_for_params("gru", 0)
+
+
+def test_shift_right_predicts_frame_zero_from_silence():
+    rolls = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(2, 3, 4)
+    shifted = shift_right(rolls)
+    assert torch.equal(shifted[:, 0], torch.zeros(2, 4))
+    assert torch.equal(shifted[:, 1:], rolls[:, :-1])
+
+
+def test_output_depends_only_on_earlier_frames():
+    torch.manual_seed(0)
+    model = NextStepModel("gru", 8)
+    rolls = (torch.rand(1, 10, 88) > 0.9).float()
+    changed = rolls.clone()
+    changed[0, 6:] = 1 - changed[0, 6:]
+    first, _ = model(shift_right(rolls))
+    second, _ = model(shift_right(changed))
+    assert torch.allclose(first[0, :7], second[0, :7])  # frame 6 is predicted from frames < 6
+    assert not torch.allclose(first[0, 7:], second[0, 7:])
+
+
+def test_init_output_bias_starts_at_the_key_frequencies():
+    model = NextStepModel("tanh", 5)
+    frequency = torch.full((88,), 0.25)
+    model.init_output_bias(frequency)
+    assert torch.allclose(torch.sigmoid(model.head.bias), frequency, atol=1e-6)
+
+
+class NotATensor:
+    """Any class: unpickling it would import and run code that weights_only must refuse."""
+
+
+def test_load_checkpoint_refuses_a_pickled_object(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"model_config": {"cell": "gru"}, "model": {}, "payload": NotATensor()}, path)
+    with pytest.raises(UserError, match="refusing to load"):
+        load_checkpoint(path)
+
+
+def test_load_checkpoint_refuses_a_file_that_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "text.pt"
+    path.write_text("hello")
+    with pytest.raises(UserError):
+        load_checkpoint(path)

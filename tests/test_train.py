@@ -1,0 +1,147 @@
+"""Training: batches and masks, resume equivalence, interruption, the run folder."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from seqgate.errors import UserError
+from seqgate.evaluate import frame_nll
+from seqgate.model import NextStepModel
+from seqgate.train import (TrainConfig, epoch_batches, read_metrics, train, training_windows,
+                           transpose_limits)
+
+
+def tiny_config(data, **changes):
+    settings = dict(data=str(data), cell="gru", hidden=8, max_epochs=4, batch_size=4, window=24,
+                    lr=0.01, seed=3)
+    settings.update(changes)
+    return TrainConfig(**settings)
+
+
+def test_padding_never_changes_the_loss():
+    torch.manual_seed(0)
+    model = NextStepModel("lstm", 6)
+    short = (torch.rand(1, 5, 88) > 0.8).float()
+    long = (torch.rand(1, 9, 88) > 0.8).float()
+    alone, _ = frame_nll(model, short)
+    batch = torch.zeros(2, 9, 88)
+    batch[0, :5], batch[1] = short[0], long[0]
+    mask = torch.zeros(2, 9, dtype=torch.bool)
+    mask[0, :5], mask[1] = True, True
+    padded, _ = frame_nll(model, batch)
+    assert torch.allclose(padded[0, :5], alone[0], atol=1e-6)
+    masked_mean = (padded * mask)[0].sum() / mask[0].sum()
+    assert torch.allclose(masked_mean, alone.mean(), atol=1e-6)
+
+
+def test_windows_cover_every_frame_once():
+    rng = np.random.default_rng(0)
+    lengths = [3, 50, 129, 40]
+    windows = training_windows(lengths, 32, rng)
+    for piece, length in enumerate(lengths):
+        covered = sorted((s, e) for p, s, e in windows if p == piece)
+        assert covered[0][0] == 0 and covered[-1][1] == length
+        assert all(a[1] == b[0] for a, b in zip(covered, covered[1:]))
+        assert all(0 < e - s <= 32 for s, e in covered)
+
+
+def test_epoch_batches_mask_marks_exactly_the_real_frames():
+    rng = np.random.default_rng(1)
+    rolls = [torch.ones(n, 88) for n in (7, 30, 12, 55)]
+    config = TrainConfig(batch_size=3, window=16)
+    total = 0
+    for batch, mask in epoch_batches(rolls, [(0, 0)] * 4, config, rng):
+        assert torch.equal(batch.sum(-1) > 0, mask)
+        total += int(mask.sum())
+    assert total == sum(len(r) for r in rolls)
+
+
+def test_transposition_keeps_notes_on_the_keyboard():
+    roll = np.zeros((4, 88), dtype=bool)
+    roll[:, 2] = roll[:, 80] = True
+    assert transpose_limits(roll) == (2, 7)
+    rng = np.random.default_rng(0)
+    tensors = [torch.from_numpy(roll.astype(np.float32))]
+    config = TrainConfig(batch_size=1, window=16, augment_transpose=12)
+    for _ in range(30):
+        for batch, _ in epoch_batches(tensors, [transpose_limits(roll)], config, rng):
+            assert batch.sum() == roll.sum()  # nothing wrapped round or fell off
+            keys = torch.nonzero(batch[0].sum(0)).flatten()
+            assert int(keys[1] - keys[0]) == 78
+
+
+def test_training_lowers_the_validation_nll_and_writes_the_run_folder(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    summary = train(tiny_config(tiny_dataset, max_epochs=6), run)
+    records = read_metrics(run)
+    assert [r["epoch"] for r in records] == list(range(1, 7))
+    assert records[-1]["valid_nll"] < records[0]["valid_nll"]
+    for name in ("config.json", "metrics.jsonl", "best.pt", "last.pt", "curves.png"):
+        assert (run / name).is_file(), name
+    config = json.loads((run / "config.json").read_text())
+    assert config["status"] == "finished" and config["stopped"] == "max epochs"
+    assert math.isclose(config["best_valid_nll"], min(r["valid_nll"] for r in records))
+    assert summary["parameters"] == config["parameters"]
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_same_seed_gives_the_same_numbers(tiny_dataset, tmp_path):
+    first = train(tiny_config(tiny_dataset), tmp_path / "a")
+    second = train(tiny_config(tiny_dataset), tmp_path / "b")
+    strip = lambda rs: [{k: v for k, v in r.items() if k not in ("seconds", "frames_per_second")} for r in rs]
+    assert strip(read_metrics(tmp_path / "a")) == strip(read_metrics(tmp_path / "b"))
+    assert first["best_valid_nll"] == second["best_valid_nll"]
+
+
+@pytest.mark.parametrize("recipe", ["default", "paper"])
+def test_resumed_run_ends_with_the_numbers_of_an_uninterrupted_one(tiny_dataset, tmp_path, recipe):
+    options = dict(recipe=recipe, dropout=0.1, augment_transpose=2, max_epochs=5)
+    train(tiny_config(tiny_dataset, **options), tmp_path / "whole")
+    train(tiny_config(tiny_dataset, **{**options, "max_epochs": 2}), tmp_path / "split")
+    train(tiny_config(tiny_dataset, **options), tmp_path / "split", resume=True)
+    strip = lambda rs: [{k: v for k, v in r.items() if k not in ("seconds", "frames_per_second")} for r in rs]
+    assert strip(read_metrics(tmp_path / "whole")) == strip(read_metrics(tmp_path / "split"))
+    whole = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)["model"]
+    split = torch.load(tmp_path / "split" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(whole[k], split[k]) for k in whole)
+
+
+def test_sigterm_keeps_a_resumable_last_checkpoint(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "seqgate", "train", "--data", str(tiny_dataset), "--hidden", "8",
+               "--window", "24", "--max-epochs", "100000", "--patience", "100000", "--run-dir", str(run)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(read_metrics(run)) < 2:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "Traceback" not in stderr and "--resume" in stderr
+    saved = torch.load(run / "last.pt", weights_only=True)
+    assert saved["epoch"] >= 1  # the signal may land between an epoch's log line and its last.pt
+    assert json.loads((run / "config.json").read_text())["status"] == "interrupted"
+    resumed = train(TrainConfig(max_epochs=saved["epoch"] + 1), run, resume=True)
+    assert resumed["epochs"] == saved["epoch"] + 1
+    assert [r["epoch"] for r in read_metrics(run)] == list(range(1, saved["epoch"] + 2))
+
+
+def test_a_run_folder_is_not_overwritten(tiny_dataset, tmp_path):
+    train(tiny_config(tiny_dataset, max_epochs=1), tmp_path / "run")
+    with pytest.raises(UserError, match="already holds a run"):
+        train(tiny_config(tiny_dataset, max_epochs=1), tmp_path / "run")
+
+
+def test_unknown_cell_and_recipe_are_user_errors(tiny_dataset, tmp_path):
+    with pytest.raises(UserError, match="unknown cell"):
+        train(tiny_config(tiny_dataset, cell="transformer"), tmp_path / "a")
+    with pytest.raises(UserError, match="unknown recipe"):
+        train(tiny_config(tiny_dataset, recipe="magic"), tmp_path / "b")
