@@ -11,8 +11,10 @@ budget, so cells are compared at equal size as the paper did (Table 1).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -23,6 +25,11 @@ CELLS = ("tanh", "gru", "lstm")
 # Number of weight blocks per cell: one for tanh, three gates for GRU, four for LSTM.
 GATE_BLOCKS = {"tanh": 1, "gru": 3, "lstm": 4}
 CHECKPOINT_FORMAT = 1
+# Below this many multiply-adds per time step, extra CPU threads only add synchronisation: on a
+# 2-core CPU, 8 pieces of a hidden-41 GRU sampled 2-4x slower on 2 threads than on 1, and even 64
+# pieces of a hidden-512 GRU (22M per step) were faster on one; training a 20k-parameter GRU on
+# JSB took 22 s for 20 epochs on 2 threads and 8 s on 1 with the other core busy.
+ONE_THREAD_WORK_LIMIT = 25_000_000
 
 
 def check_cell(cell: str) -> str:
@@ -32,26 +39,24 @@ def check_cell(cell: str) -> str:
     return cell
 
 
-def count_parameters(cell: str, hidden: int, layers: int = 1, n_keys: int = 88,
-                     skip: bool = False) -> int:
+def count_parameters(cell: str, hidden: int, layers: int = 1, n_keys: int = 88) -> int:
     """Parameters of NextStepModel, computed without building it (torch keeps two bias vectors)."""
     blocks = GATE_BLOCKS[check_cell(cell)]
-    total = n_keys * n_keys if skip else 0
+    total = 0
     for layer in range(layers):
         inputs = n_keys if layer == 0 else hidden
         total += blocks * hidden * (inputs + hidden + 2)
     return total + hidden * n_keys + n_keys
 
 
-def hidden_for_params(cell: str, budget: int, layers: int = 1, n_keys: int = 88,
-                      skip: bool = False) -> int:
+def hidden_for_params(cell: str, budget: int, layers: int = 1, n_keys: int = 88) -> int:
     """The hidden size whose model has the parameter count closest to `budget` (at least 1)."""
     if budget <= 0:
         raise UserError("--params must be a positive number of parameters")
     best, best_gap = 1, math.inf
     hidden = 1
     while True:
-        gap = count_parameters(cell, hidden, layers, n_keys, skip) - budget
+        gap = count_parameters(cell, hidden, layers, n_keys) - budget
         if abs(gap) < best_gap:
             best, best_gap = hidden, abs(gap)
         if gap > 0:
@@ -70,7 +75,7 @@ def shift_right(rolls: torch.Tensor) -> torch.Tensor:
 
 class NextStepModel(nn.Module):
     def __init__(self, cell: str, hidden: int, layers: int = 1, dropout: float = 0.0,
-                 n_keys: int = 88, skip: bool = False):
+                 n_keys: int = 88):
         super().__init__()
         self.cell = check_cell(cell)
         self.hidden = int(hidden)
@@ -85,22 +90,15 @@ class NextStepModel(nn.Module):
         # hidden state before the output head, which is where a small model overfits.
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, n_keys)
-        # Optional direct path from frame t-1 to the logits of frame t: holding or releasing the
-        # keys just heard then costs the recurrent state nothing (a small hidden state cannot
-        # carry all 88 keys of the last frame).
-        self.skip = nn.Linear(n_keys, n_keys, bias=False) if skip else None
 
     def config(self) -> dict:
         return {"cell": self.cell, "hidden": self.hidden, "layers": self.layers,
-                "dropout": self.dropout_p, "n_keys": self.n_keys, "skip": self.skip is not None}
+                "dropout": self.dropout_p, "n_keys": self.n_keys}
 
     def forward(self, inputs: torch.Tensor, state=None):
         """inputs: (batch, time, keys) previous frames -> (logits of the same shape, state)."""
         outputs, state = self.core(inputs, state)
-        logits = self.head(self.drop(outputs))
-        if self.skip is not None:
-            logits = logits + self.skip(inputs)
-        return logits, state
+        return self.head(self.drop(outputs)), state
 
     def init_output_bias(self, key_frequency: torch.Tensor) -> None:
         """Start the head at each key's training frequency (as log-odds).
@@ -117,9 +115,28 @@ class NextStepModel(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
+@contextlib.contextmanager
+def few_threads_for_small_work(model: NextStepModel, batch: int) -> Iterator[None]:
+    """Run a small model's steps on one CPU thread, then restore the caller's thread count.
+
+    A step of a small recurrent model is microseconds of work per op; splitting each op over
+    threads costs more in synchronisation than it saves. Large models or batches keep all threads.
+    """
+    work = batch * model.hidden * (model.n_keys + model.hidden + model.n_keys)
+    threads = torch.get_num_threads()
+    if work >= ONE_THREAD_WORK_LIMIT or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def build_model(config: dict) -> NextStepModel:
     return NextStepModel(config["cell"], config["hidden"], config.get("layers", 1),
-                         config.get("dropout", 0.0), config.get("n_keys", 88), config.get("skip", False))
+                         config.get("dropout", 0.0), config.get("n_keys", 88))
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:

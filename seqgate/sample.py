@@ -11,16 +11,15 @@ Speed: with a ~20k-parameter model one step is a few microseconds of arithmetic,
 per-op overhead. The loop therefore calls torch's cell functions (torch.gru_cell, ...) on the
 weights of the fused layer directly instead of the nn.Module stack, folds the temperature into the
 output layer once, draws the uniform numbers for many frames in one call, writes into a
-preallocated tensor, and runs on one thread (see `_few_threads`).
+preallocated tensor, and runs on one thread (see model.few_threads_for_small_work).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import torch
@@ -30,7 +29,7 @@ from rich.table import Table
 from seqgate.errors import UserError
 from seqgate.files import resolve_run_dir
 from seqgate.metrics import roll_statistics
-from seqgate.model import NextStepModel, load_model
+from seqgate.model import NextStepModel, few_threads_for_small_work, load_model
 from seqgate.roll import BadMidi, read_midi_roll, roll_to_midi
 
 N_KEYS = 88
@@ -41,10 +40,6 @@ DEFAULT_QPM = 120.0
 # Uniform numbers for this many frames are drawn in one call: one op instead of one per frame,
 # while the memory held stays bounded (256 x batch x 88 floats) however long the pieces are.
 RANDOM_BLOCK_FRAMES = 256
-# Below this many multiply-adds per step, extra threads only add synchronisation: on a 2-core
-# CPU, 8 pieces of a hidden-41 GRU ran 2-4x slower on 2 threads than on 1, and even 64 pieces of a
-# hidden-512 GRU (22M per step) were faster on one. Only bigger steps keep all threads.
-ONE_THREAD_WORK_LIMIT = 25_000_000
 
 
 # --------------------------------------------------------------------------------------------
@@ -104,7 +99,7 @@ def _generate(model, n_pieces, frames, *, temperature, seed, primer, max_polypho
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode(), _few_threads(model, n_pieces):
+        with torch.inference_mode(), few_threads_for_small_work(model, n_pieces):
             step = _step_function(model, temperature)
             # The whole primer in one call (the fused layer runs it as one sequence); its last
             # output already predicts the first new frame. Without a primer this is just the
@@ -197,26 +192,6 @@ def _state_per_layer(model: NextStepModel, state):
         hidden, cell = state
         return [(hidden[layer], cell[layer]) for layer in range(model.layers)]
     return [state[layer] for layer in range(model.layers)]
-
-
-@contextlib.contextmanager
-def _few_threads(model: NextStepModel, batch: int) -> Iterator[None]:
-    """Run small steps on one thread, then restore the caller's thread count.
-
-    A step of a small model on a few pieces is microseconds of work; splitting each op over
-    threads costs more in synchronisation than it saves. Large models or batches keep all threads.
-    """
-    inputs = model.n_keys + model.hidden
-    work = batch * model.hidden * (inputs + model.n_keys)
-    threads = torch.get_num_threads()
-    if work >= ONE_THREAD_WORK_LIMIT or threads == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _check_temperature(temperature: float) -> float:

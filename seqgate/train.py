@@ -35,7 +35,7 @@ from seqgate.errors import UserError
 from seqgate.evaluate import evaluate_batches, frame_nll, padded_batches
 from seqgate.files import (DEFAULT_DATASET, DEFAULT_RUNS_DIR, atomic_write, record_latest_run,
                            write_json_atomic)
-from seqgate.model import NextStepModel, build_model, check_cell, count_parameters, hidden_for_params
+from seqgate.model import NextStepModel, check_cell, few_threads_for_small_work, hidden_for_params
 
 RECIPES = ("default", "paper")
 DEFAULT_PARAMS = 20_000  # the paper's Table 1 budget
@@ -49,7 +49,6 @@ class TrainConfig:
     params: int | None = None  # with hidden unset: DEFAULT_PARAMS
     layers: int = 1
     dropout: float = 0.0
-    skip: bool = False
     recipe: str = "default"
     lr: float | None = None  # None: the recipe's own
     batch_size: int = 16
@@ -70,7 +69,7 @@ class TrainConfig:
             if self.hidden <= 0:
                 raise UserError("--hidden must be positive")
             return self.hidden
-        return hidden_for_params(self.cell, self.params or DEFAULT_PARAMS, self.layers, skip=self.skip)
+        return hidden_for_params(self.cell, self.params or DEFAULT_PARAMS, self.layers)
 
     def recipe_lr(self) -> float:
         if self.lr is not None:
@@ -248,7 +247,7 @@ def train(config: TrainConfig, run_dir: Path | None = None, resume: bool = False
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     model = NextStepModel(config.cell, hidden, config.layers, config.dropout,
-                          n_keys=train_rolls[0].shape[1], skip=config.skip)
+                          n_keys=train_rolls[0].shape[1])
     model.init_output_bias(torch.from_numpy(np.concatenate(train_rolls).mean(0)))
     model.to(device)
     if config.recipe == "paper":
@@ -336,7 +335,9 @@ def train(config: TrainConfig, run_dir: Path | None = None, resume: bool = False
     if display:
         display.start(run_dir, base_info, progress)
     try:
-        with _sigterm_as_interrupt():
+        threads = few_threads_for_small_work(model, config.batch_size) if device.type == "cpu" \
+            else contextlib.nullcontext()
+        with _sigterm_as_interrupt(), threads:
             while progress.epoch < config.max_epochs and not progress.stopped:
                 epoch_start = time.perf_counter()
                 model.train()

@@ -10,10 +10,9 @@ from seqgate.model import (CELLS, NextStepModel, count_parameters, hidden_for_pa
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("layers", [1, 2])
-@pytest.mark.parametrize("skip", [False, True])
-def test_count_parameters_matches_the_built_model(cell, layers, skip):
-    model = NextStepModel(cell, 17, layers=layers, skip=skip)
-    assert count_parameters(cell, 17, layers, skip=skip) == model.n_parameters()
+def test_count_parameters_matches_the_built_model(cell, layers):
+    model = NextStepModel(cell, 17, layers=layers)
+    assert count_parameters(cell, 17, layers) == model.n_parameters()
 
 
 @pytest.mark.parametrize("cell", CELLS)
