@@ -149,8 +149,9 @@ def train(
     hidden: Optional[int] = typer.Option(None, "--hidden", help="Hidden units (instead of --params)."),
     layers: int = typer.Option(1, "--layers"),
     dropout: float = typer.Option(0.0, "--dropout"),
-    recipe: str = typer.Option("default", "--recipe", help="default (Adam, weight noise, plateau decay) or paper (RMSProp, weight noise 0.075, clip 1)."),
+    recipe: str = typer.Option("default", "--recipe", help="default (Adam, weight noise 0.06, plateau decay) or paper (RMSProp, weight noise 0.075, clip 1)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default: the recipe's)."),
+    weight_noise: Optional[float] = typer.Option(None, "--weight-noise", help="Std of Gaussian weight noise (default: the recipe's)."),
     batch_size: int = typer.Option(16, "--batch-size"),
     window: int = typer.Option(128, "--window", help="Longest training window in frames."),
     augment_transpose: int = typer.Option(0, "--augment-transpose", help="Random transposition by up to K semitones."),
@@ -167,7 +168,7 @@ def train(
 
     config = training.TrainConfig(
         cell=cell, data=str(data), hidden=hidden, params=params, layers=layers, dropout=dropout,
-        recipe=recipe, lr=lr, batch_size=batch_size, window=window, augment_transpose=augment_transpose,
+        recipe=recipe, lr=lr, weight_noise=weight_noise, batch_size=batch_size, window=window, augment_transpose=augment_transpose,
         max_epochs=max_epochs, max_minutes=max_minutes, patience=patience, seed=seed, device=device)
     try:
         summary = training.train(config, run_dir, resume=resume, display=TrainDisplay(max_epochs))
@@ -244,6 +245,58 @@ def sample(
     console.print(sampling.statistics_table(report.results, report.train_stats))
     for result in report.results:
         console.print(f"wrote {result.path}" + (f" and {result.png}" if result.png else ""))
+
+
+@app.command("compare")
+def compare_command(
+    cells: List[str] = typer.Argument(..., help="Cells to compare: tanh, gru, lstm."),
+    data: Path = typer.Option(DEFAULT_DATASET, "--data", "-d", help="Dataset file from `seqgate prepare`."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output folder (default runs/compare-<cells>)."),
+    params: int = typer.Option(20000, "--params", help="Parameter budget for every cell; each hidden size is solved for it."),
+    seeds: int = typer.Option(1, "--seeds", help="Runs per cell, seeds 0..K-1; the table shows mean ± std."),
+    max_epochs: int = typer.Option(300, "--max-epochs", envvar="SEQGATE_MAX_EPOCHS"),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", envvar="SEQGATE_MAX_MINUTES", help="Per run."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Runs trained at once, each in its own process."),
+    recipe: str = typer.Option("default", "--recipe", help="default or paper (see `seqgate train --help`)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    paper: bool = typer.Option(False, "--paper", help="Show Chung et al. 2014's Table 2 numbers beside these (benchmark corpora only)."),
+) -> None:
+    """Train several cells under the same conditions: one table (the paper's Table 2), one set of curves."""
+    from seqgate import compare as comparing
+    from seqgate.train import Interrupted
+
+    try:
+        result = comparing.compare(
+            cells, data=data, output=output, params=params, seeds=seeds, max_epochs=max_epochs,
+            max_minutes=max_minutes, jobs=jobs, recipe=recipe, device=device, paper=paper,
+            console=console, display_factory=TrainDisplay)
+    except Interrupted as stopped:
+        Console(stderr=True).print(f"interrupted ({stopped}); run the same command again to continue: "
+                                   "finished runs are reused, unfinished ones resume from last.pt")
+        raise typer.Exit(130)
+    console.print(comparing.results_table(result))
+    console.print(f"wrote {result.files['report']}, {result.files['results'].name} and "
+                  f"{result.files['curves'].name}")
+
+
+@app.command("demo")
+def demo_command(
+    output: Path = typer.Option(Path("seqgate-demo"), "-o", "--output", help="Folder for everything the demo writes."),
+    max_epochs: Optional[int] = typer.Option(None, "--max-epochs", envvar="SEQGATE_MAX_EPOCHS", help="Per run (default: the demo's)."),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", envvar="SEQGATE_MAX_MINUTES", help="Per run (default: the demo's)."),
+) -> None:
+    """The whole pipeline on the bundled corpus in a few minutes: prepare, compare gru and lstm, sample."""
+    from seqgate import compare as comparing
+    from seqgate import demo
+    from seqgate.sample import statistics_table
+
+    result = demo.run_demo(output, max_epochs=max_epochs, max_minutes=max_minutes, console=console,
+                           display_factory=TrainDisplay)
+    console.print(comparing.results_table(result.comparison))
+    console.print(statistics_table(result.sample.results, result.sample.train_stats))
+    console.print(f"[bold]Files[/] (all under {result.output}):")
+    for what, path in result.files:
+        console.print(f"  {what:<22} {path}")
 
 
 def main() -> None:

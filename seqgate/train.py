@@ -5,8 +5,10 @@ phase (so every frame is seen once per epoch and window edges move), groups wind
 length, pads them with a mask so padding never touches the loss, and shuffles the batch order.
 
 Recipes:
-  default  Adam, gradient-norm clipping, learning rate halved on a validation plateau, early
-           stopping on validation NLL.
+  default  Adam (lr 3e-3), light weight noise (std 0.06), gradient norm clipped at 1, learning
+           rate halved on a validation plateau, early stopping on validation NLL. The output bias
+           starts at the training key frequencies. Chosen on JSB and Nottingham validation NLL;
+           the README lists what was tried.
   paper    Chung et al. 2014: RMSProp, weight noise (std 0.075) and gradient norm clipped at 1,
            early stopping on validation NLL.
 
@@ -55,7 +57,7 @@ class TrainConfig:
     window: int = 128
     clip: float = 1.0
     weight_decay: float = 0.0
-    weight_noise: float | None = None  # None: the recipe's own (paper 0.075, default 0)
+    weight_noise: float | None = None  # None: the recipe's own (paper 0.075, default 0.06)
     augment_transpose: int = 0
     max_epochs: int = 300
     max_minutes: float | None = None
@@ -74,12 +76,12 @@ class TrainConfig:
     def recipe_lr(self) -> float:
         if self.lr is not None:
             return self.lr
-        return {"default": 1e-2, "paper": 1e-3}[self.recipe]
+        return {"default": 3e-3, "paper": 1e-3}[self.recipe]
 
     def recipe_weight_noise(self) -> float:
         if self.weight_noise is not None:
             return self.weight_noise
-        return 0.075 if self.recipe == "paper" else 0.0
+        return 0.075 if self.recipe == "paper" else 0.06
 
     def validate(self) -> None:
         self.cell = check_cell(self.cell)
