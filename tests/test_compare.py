@@ -1,0 +1,151 @@
+"""compare: equal conditions per cell, the report's numbers, run reuse, seeds, --paper, --jobs."""
+
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from seqgate.compare import compare, recognise_benchmark, results_table
+from seqgate.corpus import Dataset, save_dataset
+from seqgate.errors import UserError
+from seqgate.evaluate import evaluate_run
+from seqgate.model import hidden_for_params
+
+TINY = dict(params=2000, max_epochs=2, train_options={"batch_size": 4, "window": 24})
+
+
+def recording_console() -> Console:
+    return Console(file=io.StringIO(), width=200)
+
+
+def fake_dataset(counts, frames=4) -> Dataset:
+    """A dataset with the given train/valid/test piece counts; each piece a few patterned frames."""
+    rolls, splits, names = [], [], []
+    for split, count in zip(("train", "valid", "test"), counts):
+        for index in range(count):
+            roll = np.zeros((frames, 88), dtype=bool)
+            roll[np.arange(frames), 40 + (index + np.arange(frames)) % 5] = True
+            rolls.append(roll)
+            splits.append(split)
+            names.append(f"{split}/{index}")
+    return Dataset(rolls, splits, names, {"frames_per_quarter": 1, "source": "fake"})
+
+
+def mtimes(folder):
+    return {p.relative_to(folder): p.stat().st_mtime_ns for p in folder.rglob("*.pt")}
+
+
+def test_report_numbers_agree_with_evaluate_and_finished_runs_are_reused(tiny_dataset, tmp_path):
+    out = tmp_path / "cmp"
+    first = compare(["gru", "lstm"], data=tiny_dataset, output=out, **TINY)
+    for name in ("report.md", "results.json", "curves.png", "gru-seed0/best.pt", "lstm-seed0/best.pt"):
+        assert (out / name).is_file(), name
+    assert not list(out.rglob("*.tmp"))
+    results = json.loads((out / "results.json").read_text())
+    assert [row["cell"] for row in results["cells"]] == ["gru", "lstm"]
+    for row in results["cells"]:
+        run = out / f"{row['cell']}-seed0"
+        assert row["hidden"] == hidden_for_params(row["cell"], 2000)
+        for split in ("train", "valid", "test"):
+            assert math.isclose(row[f"{split}_nll"]["mean"], evaluate_run(run, None, split)["nll"], rel_tol=1e-9)
+            assert row[f"{split}_nll"]["std"] is None  # one seed: no spread to show
+        assert math.isclose(row["test_accuracy"]["mean"], evaluate_run(run, None, "test")["accuracy"])
+        config = json.loads((run / "config.json").read_text())
+        assert row["updates"]["mean"] == config["updates"] and row["best_epoch"]["mean"] == config["best_epoch"]
+        assert config["train"]["max_epochs"] == 2 and config["train"]["params"] == 2000
+    report = (out / "report.md").read_text()
+    gru = results["cells"][0]
+    assert f"| gru | {gru['parameters']:,} | {gru['hidden']} | {gru['train_nll']['mean']:.3f} |" in report
+    assert "seqgate compare gru lstm" in report and str(tiny_dataset.resolve()) in report
+    assert [run.action for run in first.runs] == ["trained", "trained"]
+
+    before = mtimes(out)
+    console = recording_console()
+    again = compare(["gru", "lstm"], data=tiny_dataset, output=out, console=console, **TINY)
+    assert [run.action for run in again.runs] == ["reused", "reused"]
+    assert mtimes(out) == before  # nothing retrained
+    assert "reusing the finished run" in console.file.getvalue()
+    assert again.rows == first.rows
+
+    # An interrupted run with the same config resumes from last.pt (here: nothing left to train).
+    config_path = out / "gru-seed0" / "config.json"
+    config_path.write_text(config_path.read_text().replace('"status": "finished"', '"status": "interrupted"'))
+    resumed = compare(["gru", "lstm"], data=tiny_dataset, output=out, **TINY)
+    assert [run.action for run in resumed.runs] == ["resumed", "reused"]
+    assert json.loads(config_path.read_text())["status"] == "finished"
+
+    # A changed setting never reuses a run trained under another: a fresh folder, the old one kept.
+    before = mtimes(out)
+    changed = compare(["gru"], data=tiny_dataset, output=out, **{**TINY, "max_epochs": 1})
+    assert changed.runs[0].action == "trained" and changed.runs[0].run_dir.name == "gru-seed0-2"
+    after = mtimes(out)
+    assert {k: after[k] for k in before} == before
+    assert json.loads((out / "results.json").read_text())["runs"][0]["epochs"] == 1
+
+
+def test_two_seeds_give_mean_and_std_and_paper_says_when_data_is_no_benchmark(tiny_dataset, tmp_path):
+    console = recording_console()
+    result = compare(["gru"], data=tiny_dataset, output=tmp_path / "cmp", seeds=2, paper=True,
+                     console=console, **TINY)
+    assert sorted(run.run_dir.name for run in result.runs) == ["gru-seed0", "gru-seed1"]
+    assert "not one of the four benchmark corpora" in console.file.getvalue()
+    assert not result.paper
+    results = json.loads((tmp_path / "cmp" / "results.json").read_text())
+    report = (tmp_path / "cmp" / "report.md").read_text()
+    assert results["paper"] is None and "paper train" not in report
+    assert "Note: --paper:" in report and "not one of the four benchmark corpora" in report
+    per_seed = [run["test_nll"] for run in results["runs"]]
+    assert per_seed[0] != per_seed[1]
+    stat = results["cells"][0]["test_nll"]
+    assert math.isclose(stat["mean"], np.mean(per_seed)) and math.isclose(stat["std"], np.std(per_seed, ddof=1))
+    assert f"{stat['mean']:.3f} ± {stat['std']:.3f}" in (tmp_path / "cmp" / "report.md").read_text()
+    rendered = recording_console()
+    rendered.print(results_table(result))
+    assert "±" in rendered.file.getvalue()
+
+
+def test_benchmarks_are_recognised_by_their_split_piece_counts():
+    assert recognise_benchmark(fake_dataset((229, 76, 77), frames=1)) == "JSB Chorales"
+    assert recognise_benchmark(fake_dataset((694, 173, 170), frames=1)) == "Nottingham"
+    assert recognise_benchmark(fake_dataset((524, 135, 124), frames=1)) == "MuseData"
+    assert recognise_benchmark(fake_dataset((87, 12, 25), frames=1)) == "Piano-midi"
+    assert recognise_benchmark(fake_dataset((229, 76, 78), frames=1)) is None
+
+
+def test_paper_numbers_stand_beside_the_measured_ones_on_a_benchmark(tmp_path):
+    data = tmp_path / "jsb-shaped.npz"
+    save_dataset(fake_dataset((229, 76, 77)), data)
+    result = compare(["gru"], data=data, output=tmp_path / "cmp", paper=True, params=2000, max_epochs=1)
+    assert result.paper and result.benchmark == "JSB Chorales"
+    assert result.rows[0]["paper"] == {"train": 6.94, "test": 8.54}
+    report = (tmp_path / "cmp" / "report.md").read_text()
+    assert "paper train | paper test |" in report and "| 6.94 | 8.54 |" in report
+
+
+def test_two_jobs_train_in_separate_processes(tiny_dataset, tmp_path):
+    out = tmp_path / "cmp"
+    result = compare(["gru", "lstm"], data=tiny_dataset, output=out, jobs=2, **TINY)
+    assert [run.action for run in result.runs] == ["trained", "trained"]
+    for cell in ("gru", "lstm"):
+        log = (out / f"{cell}-seed0" / "train.log").read_text()
+        assert "epoch 2" in log and "finished" in log
+        assert json.loads((out / f"{cell}-seed0" / "config.json").read_text())["status"] == "finished"
+    again = compare(["gru", "lstm"], data=tiny_dataset, output=out, jobs=2, **TINY)
+    assert [run.action for run in again.runs] == ["reused", "reused"]
+
+
+@pytest.mark.parametrize("cells, options, message", [
+    (["gru", "foo"], {}, "unknown cell 'foo'"),
+    (["gru", "gru"], {}, "named twice"),
+    (["gru"], {"seeds": 0}, "--seeds must be at least 1"),
+    (["gru"], {"jobs": 0}, "--jobs must be at least 1"),
+    (["gru"], {"data": "missing.npz"}, "no dataset at missing.npz"),
+])
+def test_user_errors(tiny_dataset, tmp_path, cells, options, message):
+    options = {"data": tiny_dataset, **options}
+    with pytest.raises(UserError, match=message):
+        compare(cells, output=tmp_path / "cmp", **options)
+    assert not (tmp_path / "cmp").exists()
