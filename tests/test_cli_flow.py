@@ -1,0 +1,91 @@
+"""The commands as a user types them, in an empty folder: prepare -> train -> sample -> compare,
+the one-line user errors, and the demo (with tiny limits)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pretty_midi
+import pytest
+
+from seqgate.corpus import bundled_corpus_dir, hash_split
+
+# Limits reach the commands only through the environment, as a user or CI could set them.
+TINY_LIMITS = {"SEQGATE_MAX_EPOCHS": "2"}
+
+
+def seqgate(*args, cwd, env=None):
+    return subprocess.run([sys.executable, "-m", "seqgate", *args], cwd=cwd, capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, timeout=300)
+
+
+def small_corpus(folder, count=12):
+    """`count` bundled chorales whose hash split puts at least one piece in every split."""
+    chosen, splits = [], {"train": [], "valid": [], "test": []}
+    for path in sorted(bundled_corpus_dir().glob("*.mid")):
+        splits[hash_split(path.name, (0.8, 0.1, 0.1))].append(path)
+    chosen = splits["valid"][:1] + splits["test"][:1]
+    chosen += splits["train"][:count - len(chosen)]
+    assert len(chosen) == count and all(splits.values()), "the bundled corpus cannot fill every split"
+    folder.mkdir()
+    for path in chosen:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+def test_prepare_train_sample_compare_in_an_empty_folder(tmp_path):
+    corpus = small_corpus(tmp_path / "chorales")
+    work = tmp_path / "work"
+    work.mkdir()
+    steps = [
+        ("prepare", str(corpus)),
+        ("train", "--cell", "gru"),
+        ("sample", "-o", "out.mid"),
+        ("compare", "gru", "lstm"),
+    ]
+    for step in steps:
+        done = seqgate(*step, cwd=work, env=TINY_LIMITS)
+        assert done.returncode == 0, (step, done.stdout[-2000:], done.stderr[-2000:])
+    assert (work / "seqgate-data.npz").is_file()
+    notes = [note for instrument in pretty_midi.PrettyMIDI(str(work / "out.mid")).instruments
+             for note in instrument.notes]
+    assert notes
+    report = work / "runs" / "compare-gru-lstm" / "report.md"
+    assert report.is_file() and "| gru |" in report.read_text() and "| lstm |" in report.read_text()
+    results = json.loads((report.parent / "results.json").read_text())
+    assert [run["epochs"] for run in results["runs"]] == [2, 2]  # the limit came from the environment
+    assert (report.parent / "curves.png").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (("train", "--cell", "foo"), "unknown cell 'foo'"),
+    (("sample",), "no trained run"),
+    (("compare", "gru"), "no dataset at seqgate-data.npz"),
+    (("evaluate",), "no trained run"),
+])
+def test_user_errors_are_one_line_and_exit_code_2(tmp_path, args, message):
+    done = seqgate(*args, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert message in done.stderr
+
+
+def test_demo_runs_the_pipeline_into_one_folder_and_reuses_its_runs(tmp_path):
+    from seqgate.demo import run_demo
+
+    tiny = dict(max_epochs=1, params=2000, train_options={"window": 32})
+    result = run_demo(tmp_path / "demo", **tiny)
+    where = dict(result.files)
+    assert where["dataset"] == tmp_path / "demo" / "seqgate-data.npz"
+    assert where["sampled MIDI"] == tmp_path / "demo" / "out.mid"
+    assert where["its piano roll"] == tmp_path / "demo" / "out.png"
+    for what, path in result.files:
+        assert path.exists(), what
+        assert tmp_path / "demo" in path.parents, what
+    assert [run.cell for run in result.comparison.runs] == ["gru", "lstm"]
+    assert pretty_midi.PrettyMIDI(str(tmp_path / "demo" / "out.mid")).instruments[0].notes
+    again = run_demo(tmp_path / "demo", **tiny)  # prepares afresh: the same pieces, so the runs stay
+    assert [run.action for run in again.comparison.runs] == ["reused", "reused"]
