@@ -28,6 +28,10 @@ _MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39,
 _MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 
 
+# A roll longer than this is refused: about 69 hours at 120 qpm and 2 frames per quarter note.
+MAX_FRAMES = 1_000_000
+
+
 class BadMidi(Exception):
     """A MIDI file that gives no usable roll; the message is a short reason for the user."""
 
@@ -83,6 +87,8 @@ def read_midi_roll(path: str | os.PathLike, frames_per_quarter: int = 2, drums: 
     onset = (2 * start * frames_per_quarter + tpq) // (2 * tpq)
     offset = (2 * end * frames_per_quarter + tpq) // (2 * tpq)
     offset = np.maximum(offset, onset + 1)  # every note at least one frame long
+    if int(offset.max()) > MAX_FRAMES:  # a corrupt tick value must not allocate gigabytes
+        raise BadMidi(f"longer than {MAX_FRAMES:,} frames (a corrupt time value?)")
     # Every (frame, key) cell a note covers, without a Python loop: note i covers
     # onset[i], onset[i] + 1, ..., offset[i] - 1.
     lengths = offset - onset

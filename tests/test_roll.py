@@ -143,3 +143,9 @@ def test_truncated_file_raises_bad_midi(tmp_path):
 def test_a_file_without_notes_raises_bad_midi(tmp_path):
     with pytest.raises(BadMidi, match="no notes"):
         read_midi_roll(write_midi(tmp_path / "silent.mid", [{"notes": []}]))
+
+
+def test_a_corrupt_time_value_is_refused_not_allocated(tmp_path, midi_writer):
+    path = midi_writer(tmp_path / "long.mid", [{"notes": [(60, 0, 1), (62, 5_000_000, 5_000_001)]}], tpq=24)
+    with pytest.raises(BadMidi, match="longer than"):
+        read_midi_roll(path)
