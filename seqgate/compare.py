@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 from rich import box
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
 
 from seqgate.errors import UserError
@@ -205,6 +205,9 @@ def compare(cells: list[str], *, data: str | os.PathLike = DEFAULT_DATASET,
                                  device=device, seed=seed, **limits, **extra)
             config.validate()
             config.resolved_hidden()  # a bad budget fails now, not after other cells trained
+            # Written out, not left to "the recipe's own": a run trained before the recipe's
+            # defaults changed must not look equal to one trained after.
+            config.lr, config.weight_noise = config.recipe_lr(), config.recipe_weight_noise()
             configs.append(config)
 
     output.mkdir(parents=True, exist_ok=True)
@@ -255,7 +258,8 @@ def _plan(config, output: Path, fingerprint: str) -> tuple[Path, str]:
                   and (p.name == base or (p.name.startswith(base + "-") and p.name[len(base) + 1:].isdigit()))]
     for run_dir in sorted(candidates, key=number):
         saved, marker = _read_json(run_dir / "config.json"), _read_json(run_dir / MARKER)
-        if saved.get("train") != wanted or marker.get("data_fingerprint") != fingerprint:
+        if (saved.get("train") != wanted or marker.get("data_fingerprint") != fingerprint
+                or saved.get("model_config", {}).get("hidden") != config.resolved_hidden()):
             continue
         if saved.get("status") == "finished" and (run_dir / "best.pt").is_file():
             return run_dir, "reused"
@@ -474,41 +478,57 @@ def format_stat(stat: dict, decimals: int, separator: str = " ") -> str:
     return text
 
 
-def _table_rows(comparison: Comparison, short: bool = False) -> tuple[list[str], list[list[str]]]:
-    headings = ["cell", "params" if short else "parameters", "hidden"]
-    headings += [terminal if short else report for report, terminal, _ in MEASURES.values()]
-    if comparison.paper:
+NLL_COLUMNS = ("train_nll", "valid_nll", "test_nll", "test_accuracy")
+TRAINING_COLUMNS = ("best_epoch", "updates", "seconds", "seconds_per_epoch")
+
+
+def _table_rows(comparison: Comparison, keys=tuple(MEASURES), short: bool = False,
+                sizes: bool = True) -> tuple[list[str], list[list[str]]]:
+    """Headings and rows of the chosen MEASURES (the paper's columns after the NLLs)."""
+    headings = ["cell"] + (["params" if short else "parameters", "hidden"] if sizes else [])
+    headings += [MEASURES[key][1 if short else 0] for key in keys]
+    paper = comparison.paper and "test_nll" in keys
+    if paper:
         headings += ["paper train", "paper test"]
     rows = []
     for row in comparison.rows:
-        cells = [row["cell"], f"{row['parameters']:,}", str(row["hidden"])]
+        cells = [row["cell"]] + ([f"{row['parameters']:,}", str(row["hidden"])] if sizes else [])
         # In the terminal the std goes under the mean, so the table stays narrow.
-        cells += [format_stat(row[key], decimals, "\n" if short else " ")
-                  for key, (_, _, decimals) in MEASURES.items()]
-        if comparison.paper:
+        cells += [format_stat(row[key], MEASURES[key][2], "\n" if short else " ") for key in keys]
+        if paper:
             cells += [f"{row['paper'][split]:.2f}" if row["paper"] else "-" for split in ("train", "test")]
         rows.append(cells)
     return headings, rows
 
 
-def results_table(comparison: Comparison) -> Table:
-    """The comparison as a rich table (the paper's Table 2, plus speed)."""
-    headings, rows = _table_rows(comparison, short=True)
-    seeds = "1 seed" if comparison.seeds == 1 else f"mean ± std over {comparison.seeds} seeds"
-    title = f"NLL per frame: {', '.join(comparison.cells)} on {comparison.benchmark or comparison.data} ({seeds})"
-    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, caption="nats per frame, every frame weighted equally, best.pt; acc.: test "
-                  "frame accuracy" + ("; paper: Chung et al. 2014, Table 2" if comparison.paper else ""))
-    for index, heading in enumerate(headings):  # on a narrow terminal headings wrap, numbers stay whole
-        table.add_column(heading, justify="left" if index == 0 else "right", overflow="fold",
-                         min_width=max(len(line) for cells in rows for line in cells[index].splitlines()))
+def _rich_table(headings: list[str], rows: list[list[str]], **options) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, **options)
+    for index, heading in enumerate(headings):
+        # Wide enough for every number and every word of the heading: a narrow terminal wraps
+        # headings between words and never cuts a number.
+        width = max([len(line) for cells in rows for line in cells[index].splitlines()]
+                    + [len(word) for word in heading.split()])
+        table.add_column(heading, justify="left" if index == 0 else "right", min_width=width)
     for cells in rows:
         table.add_row(*cells)
     return table
 
 
+def results_table(comparison: Comparison) -> Group:
+    """The comparison for the terminal: the NLL table (the paper's Table 2) and the training table."""
+    seeds = "1 seed" if comparison.seeds == 1 else f"mean ± std over {comparison.seeds} seeds"
+    nll = _rich_table(*_table_rows(comparison, NLL_COLUMNS, short=True),
+                      title=f"NLL per frame, {comparison.benchmark or comparison.data} ({seeds})",
+                      caption="nats per frame, frames weighted equally, best.pt; acc.: test frame "
+                              "accuracy" + ("; paper: Chung et al. 2014, Table 2" if comparison.paper else ""))
+    training = _rich_table(*_table_rows(comparison, TRAINING_COLUMNS, short=True, sizes=False),
+                           title="Training", caption="sec: training seconds; s/ep: per epoch")
+    return Group(nll, training)
+
+
 def equivalent_command(cells, data: Path, output: Path, params: int, seeds: int, config, jobs: int,
                        paper: bool, extra: dict) -> str:
-    """The command line that repeats this comparison, every setting written out."""
+    """The command line that repeats this comparison, every compare option written out."""
     words = ["seqgate", "compare", *cells, "--data", str(data), "-o", str(output),
              "--params", str(params), "--seeds", str(seeds), "--max-epochs", str(config.max_epochs)]
     if config.max_minutes is not None:
@@ -544,8 +564,8 @@ def _write_outputs(comparison: Comparison, fingerprint: str, config) -> None:
                  "benchmark": comparison.benchmark, "fingerprint": fingerprint,
                  "pieces": data_info.get("split_pieces"),
                  "frames": {split: first.evaluation[split]["frames"] for split in SPLITS}},
-        "settings": {"params": config.params, "seeds": comparison.seeds, "max_epochs": config.max_epochs,
-                     "max_minutes": config.max_minutes, "recipe": config.recipe, "device": config.device},
+        "settings": {"seeds": comparison.seeds, **{k: v for k, v in asdict(config).items()
+                                                   if k not in ("cell", "seed", "data", "hidden")}},
         "nll": "nats per frame, keys summed, every frame of a split weighted equally; best.pt",
         "std": "sample standard deviation over seeds (n - 1), only with two or more seeds",
         "paper": "Chung et al. 2014, Table 2 (train, test)" if comparison.paper else None,
@@ -568,17 +588,20 @@ def _report(comparison: Comparison, results: dict) -> str:
         "Pieces train / valid / test: " + " / ".join(str(pieces.get(s, "?")) for s in SPLITS)
         + "; frames: " + " / ".join(f"{data['frames'][s]:,}" for s in SPLITS) + ".",
         "",
-        "Command (every setting written out):",
+        "Command:",
         "",
         "```",
         comparison.command,
         "```",
         "",
-        "Every cell: the same data, parameter budget, recipe, limits and seeds "
-        f"(0..{comparison.seeds - 1}). NLL: nats per frame, keys summed, every frame of a split "
+        "Every cell: the same data, parameter budget, recipe, limits and "
+        + (f"seeds (0..{comparison.seeds - 1})" if comparison.seeds > 1 else "seed (0)") + ". NLL: nats per frame, keys summed, every frame of a split "
         "weighted equally, from each run's best.pt (lowest validation NLL)."
         + (" ±: standard deviation over seeds." if comparison.seeds > 1 else "")
         + (" Paper: Chung et al. 2014, Table 2 (train / test)." if comparison.paper else ""),
+        "",
+        "Training settings: " + ", ".join(f"{k} {v}" for k, v in results["settings"].items()
+                                          if k not in ("seeds",)) + ".",
         "",
         *(f"Note: {note}\n" for note in comparison.notes),
         "| " + " | ".join(headings) + " |",

@@ -56,6 +56,8 @@ def test_report_numbers_agree_with_evaluate_and_finished_runs_are_reused(tiny_da
         config = json.loads((run / "config.json").read_text())
         assert row["updates"]["mean"] == config["updates"] and row["best_epoch"]["mean"] == config["best_epoch"]
         assert config["train"]["max_epochs"] == 2 and config["train"]["params"] == 2000
+        # The recipe's defaults are written out, so a change of defaults cannot pass for equal.
+        assert config["train"]["lr"] is not None and config["train"]["weight_noise"] is not None
     report = (out / "report.md").read_text()
     gru = results["cells"][0]
     assert f"| gru | {gru['parameters']:,} | {gru['hidden']} | {gru['train_nll']['mean']:.3f} |" in report
