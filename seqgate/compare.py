@@ -518,11 +518,11 @@ def results_table(comparison: Comparison) -> Group:
     """The comparison for the terminal: the NLL table (the paper's Table 2) and the training table."""
     seeds = "1 seed" if comparison.seeds == 1 else f"mean ± std over {comparison.seeds} seeds"
     nll = _rich_table(*_table_rows(comparison, NLL_COLUMNS, short=True),
-                      title=f"NLL per frame, {comparison.benchmark or comparison.data} ({seeds})",
-                      caption="nats per frame, frames weighted equally, best.pt; acc.: test frame "
-                              "accuracy" + ("; paper: Chung et al. 2014, Table 2" if comparison.paper else ""))
+                      title=f"NLL per frame, {comparison.benchmark or comparison.data.name} ({seeds})",
+                      caption="best.pt, every frame weighted equally; acc.: test frame accuracy"
+                              + ("; paper: Chung et al. 2014, Table 2" if comparison.paper else ""))
     training = _rich_table(*_table_rows(comparison, TRAINING_COLUMNS, short=True, sizes=False),
-                           title="Training", caption="sec: training seconds; s/ep: per epoch")
+                           title="Training", caption="sec: seconds of training")
     return Group(nll, training)
 
 
