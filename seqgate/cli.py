@@ -114,9 +114,9 @@ class TrainDisplay:
 
         self.max_epochs = max_epochs
         self.bar = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("train {task.fields[train]}  valid {task.fields[valid]}  "
-                       "best {task.fields[best]}  {task.fields[speed]}"),
+            TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+            TextColumn("train {task.fields[train]} valid {task.fields[valid]} "
+                       "best {task.fields[best]} {task.fields[speed]}"),
             TimeRemainingColumn(), console=console, transient=False)
         self.task = None
 
@@ -135,7 +135,7 @@ class TrainDisplay:
     def epoch(self, record: dict, progress) -> None:
         self.bar.update(self.task, completed=record["epoch"], valid=f"{record['valid_nll']:.3f}",
                         best=f"{progress.best_valid:.3f}",
-                        speed=f"{record['frames_per_second']:,.0f} frames/s")
+                        speed=f"{record['frames_per_second'] / 1000:,.0f}k fr/s")
 
     def stop(self) -> None:
         self.bar.stop()

@@ -10,6 +10,7 @@ ACC = TP / (TP + FP + FN) summed over all frames, with a key predicted on when p
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from seqgate.errors import UserError
-from seqgate.model import NextStepModel, shift_right
+from seqgate.model import NextStepModel, few_threads_for_small_work, shift_right
 
 
 def padded_batches(rolls: list[np.ndarray], batch_size: int, device) -> list[tuple]:
@@ -89,7 +90,10 @@ def evaluate_batches(model: NextStepModel, batches: list[tuple], n_pieces: int) 
 def evaluate_rolls(model: NextStepModel, rolls: list[np.ndarray], device="cpu", batch_size: int = 64) -> dict:
     if not rolls:
         raise UserError("the split has no pieces to evaluate")
-    return evaluate_batches(model, padded_batches(rolls, batch_size, device), len(rolls))
+    threads = few_threads_for_small_work(model, batch_size) if torch.device(device).type == "cpu" \
+        else contextlib.nullcontext()
+    with threads:
+        return evaluate_batches(model, padded_batches(rolls, batch_size, device), len(rolls))
 
 
 def check_roll_format(expected: dict, found: dict, data_path) -> None:
