@@ -19,10 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-PAPER = {  # Table 2 of Chung et al. 2014: (train, test) average negative log-probability
-    "jsb": {"tanh": (8.82, 9.10), "gru": (6.94, 8.54), "lstm": (8.15, 8.67)},
-    "nottingham": {"tanh": (3.22, 3.13), "gru": (2.79, 3.23), "lstm": (3.08, 3.20)},
-}
+from seqgate.compare import PAPER_TABLE2
+
+# Table 2 of Chung et al. 2014: (train, test) average negative log-probability, per cell.
+PAPER = {"jsb": PAPER_TABLE2["JSB Chorales"], "nottingham": PAPER_TABLE2["Nottingham"]}
 MAT_FILES = {"jsb": "JSB_Chorales.mat", "nottingham": "Nottingham.mat"}
 
 
