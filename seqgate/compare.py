@@ -26,12 +26,10 @@ last digits. With one job, training happens in this process with the caller's di
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import shlex
-import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -307,7 +305,7 @@ def _train_parallel(to_train: list, jobs: int, console: Console) -> None:
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from seqgate.train import Interrupted, read_metrics
+    from seqgate.train import Interrupted, read_metrics, sigterm_as_interrupt
 
     threads = max(1, _cores() // jobs)
     console.print(f"training {len(to_train)} runs, {jobs} at a time, {threads} torch "
@@ -323,7 +321,7 @@ def _train_parallel(to_train: list, jobs: int, console: Console) -> None:
                                    valid="-", state="waiting")
              for config, run_dir, _ in to_train}
     try:
-        with bar, _sigterm_as_interrupt():
+        with bar, sigterm_as_interrupt():
             while pending or running:
                 while pending and len(running) < jobs:
                     config, run_dir, resume = pending.pop(0)
@@ -369,22 +367,6 @@ def _train_parallel(to_train: list, jobs: int, console: Console) -> None:
             raise Interrupted(str(run_dir))
         raise UserError(f"training {run_dir} failed (exit code {code}): {_last_line(run_dir / 'train.log')}"
                         + (f"; {len(failed) - 1} more failed" if len(failed) > 1 else ""))
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM stops the jobs as Ctrl-C does, instead of leaving them to train on unwatched."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _last_line(path: Path) -> str:

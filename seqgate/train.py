@@ -198,7 +198,7 @@ class Interrupted(Exception):
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt():
+def sigterm_as_interrupt():
     """Treat SIGTERM like Ctrl-C, so a killed job still leaves a resumable last.pt."""
     def handler(signum, frame):
         raise KeyboardInterrupt
@@ -339,7 +339,7 @@ def train(config: TrainConfig, run_dir: Path | None = None, resume: bool = False
     try:
         threads = few_threads_for_small_work(model, config.batch_size) if device.type == "cpu" \
             else contextlib.nullcontext()
-        with _sigterm_as_interrupt(), threads:
+        with sigterm_as_interrupt(), threads:
             while progress.epoch < config.max_epochs and not progress.stopped:
                 epoch_start = time.perf_counter()
                 model.train()
