@@ -8,7 +8,7 @@ torch seed, output bias from the training key frequencies, so the initial weight
 the script checks this), on the same thread count (few_threads_for_small_work, printed).
 
   seqgate   seqgate.train.train with its defaults (windows of 128 frames, batches of 16, Adam
-            lr 1e-2, clip 1, learning rate halved on a validation plateau, early stopping).
+            lr 3e-3, clip 1, learning rate halved on a validation plateau, early stopping).
   baseline  the loop of TCN's poly_music script (Bai et al. 2018) and its defaults: each epoch,
             every training piece in shuffled order, one forward over the whole piece (batch of
             one), loss = NLL summed over keys and averaged over frames, backward, gradient norm
