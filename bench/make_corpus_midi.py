@@ -28,19 +28,20 @@ COMPOSERS = ("mozart", "haydn", "schumann_robert", "schumann_clara", "monteverdi
 FILLER = "palestrina"
 
 
-def corpus_paths(count: int) -> list[Path]:
+def corpus_scores(count: int) -> list[tuple[str, Path]]:
+    """(composer, score path) for up to `count` scores: COMPOSERS whole, then FILLER spread out."""
     from music21 import corpus
 
     by_composer: dict[str, list[Path]] = {}
     for path in sorted(corpus.getCorePaths()):
         composer = path.parts[path.parts.index("corpus") + 1]
         by_composer.setdefault(composer, []).append(path)
-    chosen = [path for composer in COMPOSERS for path in by_composer.get(composer, [])][:count]
+    chosen = [(composer, path) for composer in COMPOSERS for path in by_composer.get(composer, [])][:count]
     filler = by_composer.get(FILLER, [])
     wanted = count - len(chosen)
     if wanted > 0 and filler:
         step = max(1, len(filler) // wanted)
-        chosen += filler[::step][:wanted]
+        chosen += [(FILLER, path) for path in filler[::step][:wanted]]
     return chosen
 
 
@@ -58,9 +59,8 @@ def main() -> int:
 
     options.out.mkdir(parents=True, exist_ok=True)
     written, failed, started = 0, 0, time.perf_counter()
-    paths = corpus_paths(options.count)
-    for number, path in enumerate(paths, 1):
-        composer = path.parts[path.parts.index("corpus") + 1]
+    scores = corpus_scores(options.count)
+    for number, (composer, path) in enumerate(scores, 1):
         name = f"{composer}-{path.stem}-{number:03d}.mid"
         try:
             with warnings.catch_warnings():
@@ -78,7 +78,7 @@ def main() -> int:
             handle.write(data)
         written += 1
         if number % 25 == 0:
-            print(f"{number}/{len(paths)} scores, {time.perf_counter() - started:.0f} s", file=sys.stderr)
+            print(f"{number}/{len(scores)} scores, {time.perf_counter() - started:.0f} s", file=sys.stderr)
     size = sum(p.stat().st_size for p in options.out.glob("*.mid"))
     print(f"wrote {written} MIDI files to {options.out} ({size / 1024:.0f} KiB), {failed} scores skipped")
     return 0
