@@ -19,11 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from seqgate.compare import PAPER_TABLE2
-
-# Table 2 of Chung et al. 2014: (train, test) average negative log-probability, per cell.
-PAPER = {"jsb": PAPER_TABLE2["JSB Chorales"], "nottingham": PAPER_TABLE2["Nottingham"]}
-MAT_FILES = {"jsb": "JSB_Chorales.mat", "nottingham": "Nottingham.mat"}
+from seqgate.benchmarks import BENCHMARKS, benchmark_by_key
 
 
 def seqgate(*args: str, cwd: Path) -> str:
@@ -36,7 +32,7 @@ def seqgate(*args: str, cwd: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", choices=sorted(PAPER), default="jsb")
+    parser.add_argument("--dataset", choices=[b.key for b in BENCHMARKS], default="jsb")
     parser.add_argument("--mat", type=Path, help="the benchmark .mat file (default: shared/datasets)")
     parser.add_argument("--cells", nargs="+", default=["tanh", "gru", "lstm"])
     parser.add_argument("--params", default="20000")
@@ -46,7 +42,8 @@ def main() -> None:
                         help="extra option for `seqgate train`, e.g. --train-option=--max-minutes=5")
     args = parser.parse_args()
 
-    mat = args.mat or Path(__file__).resolve().parents[2] / "shared" / "datasets" / MAT_FILES[args.dataset]
+    benchmark = benchmark_by_key(args.dataset)
+    mat = args.mat or Path(__file__).resolve().parents[2] / "shared" / "datasets" / benchmark.file
     if not mat.is_file():
         sys.exit(f"benchmark file not found: {mat} (give --mat)")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="seqgate-paper-"))
@@ -65,7 +62,7 @@ def main() -> None:
         config = json.loads((run_dir / "config.json").read_text())
         rows.append((cell, config, scores, minutes))
 
-    paper = PAPER[args.dataset]
+    paper = benchmark.paper
     print(f"{args.dataset}: seqgate defaults, --params {args.params}, seed {args.seed}, "
           f"device {rows[0][1]['device'] if rows else '-'}; NLL in nats per frame (train / test)")
     print(f"{'cell':6} {'params':>7} {'hidden':>6} {'epochs':>6} {'minutes':>7}  "

@@ -14,9 +14,10 @@ import time
 
 import torch
 
-from seqgate.files import resolve_run_dir
 from seqgate.model import NextStepModel, hidden_for_params, load_model
+from seqgate.runs import open_run
 from seqgate.sample import generate
+from seqgate.settings import DEFAULT_PARAMS
 
 FLOOR_SECONDS = 1.0
 
@@ -30,10 +31,10 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.run:
-        model, _ = load_model(resolve_run_dir(args.run) / "best.pt")
+        model, _ = load_model(open_run(args.run).checkpoint_path("best.pt"))
     else:
         torch.manual_seed(0)
-        model = NextStepModel("gru", hidden_for_params("gru", 20_000))
+        model = NextStepModel("gru", hidden_for_params("gru", DEFAULT_PARAMS))
     generate(model, args.pieces, args.frames, seed=0)  # warm-up: first-call allocations
     best = float("inf")
     for repeat in range(args.repeats):

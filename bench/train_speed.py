@@ -37,12 +37,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seqgate.corpus import load_dataset, prepare_dataset
-from seqgate.evaluate import evaluate_rolls, frame_nll
-from seqgate.model import NextStepModel, few_threads_for_small_work, hidden_for_params, load_model
-from seqgate.train import TrainConfig, train
+from seqgate.dataset import load_dataset
+from seqgate.evaluate import evaluate_rolls
+from seqgate.model import NextStepModel, few_threads_for_small_work, hidden_for_params, load_model, shift_right
+from seqgate.prepare import prepare_dataset
+from seqgate.settings import DEFAULT_PARAMS as PARAMS
+from seqgate.settings import TrainConfig
+from seqgate.train import train
 
-PARAMS = 20_000
 LOG_EVERY = 10  # epochs between progress lines
 
 
@@ -93,7 +95,7 @@ def run_baseline(train_rolls, test_rolls, hidden: int, args) -> tuple[Outcome, d
             start = time.perf_counter()
             model.train()
             for index in rng.permutation(len(pieces)):
-                nll, _ = frame_nll(model, pieces[index])
+                nll, _ = model.nll(shift_right(pieces[index]), pieces[index])
                 loss = nll.mean()  # keys summed, frames averaged
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

@@ -11,8 +11,14 @@ from rich.console import Console
 from rich.table import Table
 
 from seqgate import __version__
+from seqgate.dataset import DEFAULT_DATASET, SPLITS
 from seqgate.errors import UserError
-from seqgate.files import DEFAULT_DATASET
+from seqgate.prepare import DEFAULT_SPLIT
+from seqgate.roll import DEFAULT_FRAMES_PER_QUARTER, HIGHEST_PITCH, LOWEST_PITCH
+from seqgate.settings import (DEFAULT_PARAMS, RECIPES, SAMPLE_BARS, SAMPLE_PROGRAM, SAMPLE_TEMPERATURE,
+                              SAMPLE_VELOCITY, TrainConfig)
+
+RECIPE_HELP = "; ".join(f"{name}: {recipe.summary}" for name, recipe in RECIPES.items())
 
 app = typer.Typer(
     add_completion=False,
@@ -42,23 +48,23 @@ def prepare(
     paths: Optional[List[Path]] = typer.Argument(
         None, help="MIDI folders or files, or a benchmark .mat/.pickle. Default: the bundled corpus."),
     output: Path = typer.Option(DEFAULT_DATASET, "-o", "--output", help="Dataset file to write."),
-    frames_per_quarter: int = typer.Option(2, "--frames-per-quarter", "-f",
+    frames_per_quarter: int = typer.Option(DEFAULT_FRAMES_PER_QUARTER, "--frames-per-quarter", "-f",
                                            help="Grid steps per quarter note (MIDI input)."),
     drums: bool = typer.Option(False, "--drums", help="Keep drum tracks as pitches."),
     transpose_to_c: bool = typer.Option(False, "--transpose-to-c",
                                         help="Transpose each piece to C major / C minor."),
-    split: str = typer.Option("0.8,0.1,0.1", "--split",
+    split: str = typer.Option(",".join(f"{f:g}" for f in DEFAULT_SPLIT), "--split",
                               help="train,valid,test fractions for folders without split names."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Parser processes (default: all cores)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write every skipped file and its reason as JSON."),
 ) -> None:
     """Turn MIDI folders or benchmark files into one piano-roll dataset file."""
-    from seqgate import corpus
+    from seqgate.prepare import parse_split_spec, prepare_dataset
 
-    summary = corpus.prepare_dataset(
+    summary = prepare_dataset(
         list(paths or []), output,
         frames_per_quarter=frames_per_quarter, drums=drums, transpose_to_c=transpose_to_c,
-        split_fractions=corpus.parse_split_spec(split), workers=workers, report=report,
+        split_fractions=parse_split_spec(split), workers=workers, report=report,
         console=console,
     )
     _print_prepare_summary(summary)
@@ -69,12 +75,13 @@ def _print_prepare_summary(summary) -> None:
     table.add_column("split")
     table.add_column("pieces", justify="right")
     table.add_column("frames", justify="right")
-    for split in ("train", "valid", "test"):
+    for split in SPLITS:
         table.add_row(split, f"{summary.pieces_per_split.get(split, 0):,}",
                       f"{summary.frames_per_split.get(split, 0):,}")
     console.print(table)
     console.print(f"files found: {summary.files_found:,}   skipped: {len(summary.skipped):,}"
-                  + (f"   notes outside 21..108 dropped: {summary.dropped_out_of_range:,}"
+                  + (f"   notes outside {LOWEST_PITCH}..{HIGHEST_PITCH} dropped: "
+                     f"{summary.dropped_out_of_range:,}"
                      if summary.dropped_out_of_range else ""))
     reasons: dict[str, list[str]] = {}
     for name, reason in summary.skipped:
@@ -89,15 +96,15 @@ def inspect(
     dataset: Path = typer.Argument(DEFAULT_DATASET, help="Dataset file written by `seqgate prepare`."),
 ) -> None:
     """Statistics of a dataset file: pieces and frames per split, notes per frame, pitch range."""
-    from seqgate import corpus
+    from seqgate.dataset import dataset_statistics, load_dataset
 
-    stats = corpus.dataset_statistics(corpus.load_dataset(dataset))
+    stats = dataset_statistics(load_dataset(dataset))
     table = Table(title=str(dataset))
     table.add_column("split")
     table.add_column("pieces", justify="right")
     table.add_column("frames", justify="right")
     table.add_column("notes/frame", justify="right")
-    for split in ("train", "valid", "test"):
+    for split in SPLITS:
         row = stats["splits"][split]
         table.add_row(split, f"{row['pieces']:,}", f"{row['frames']:,}", f"{row['mean_notes_per_frame']:.2f}")
     console.print(table)
@@ -143,30 +150,30 @@ class TrainDisplay:
 
 @app.command()
 def train(
-    cell: str = typer.Option("gru", "--cell", "-c", help="tanh, gru or lstm."),
+    cell: str = typer.Option(TrainConfig.cell, "--cell", "-c", help="tanh, gru or lstm."),
     data: Path = typer.Option(DEFAULT_DATASET, "--data", "-d", help="Dataset file from `seqgate prepare`."),
-    params: Optional[int] = typer.Option(None, "--params", help="Parameter budget; the hidden size is solved for it (default 20000)."),
+    params: Optional[int] = typer.Option(None, "--params", help=f"Parameter budget; the hidden size is solved for it (default {DEFAULT_PARAMS})."),
     hidden: Optional[int] = typer.Option(None, "--hidden", help="Hidden units (instead of --params)."),
-    layers: int = typer.Option(1, "--layers"),
-    dropout: float = typer.Option(0.0, "--dropout"),
-    recipe: str = typer.Option("default", "--recipe", help="default (Adam, weight noise 0.06, plateau decay) or paper (RMSProp, weight noise 0.075, clip 1)."),
+    layers: int = typer.Option(TrainConfig.layers, "--layers", help="Stacked recurrent layers."),
+    dropout: float = typer.Option(TrainConfig.dropout, "--dropout", help="Dropout on the hidden state (and between layers)."),
+    recipe: str = typer.Option(TrainConfig.recipe, "--recipe", help=RECIPE_HELP + "."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default: the recipe's)."),
     weight_noise: Optional[float] = typer.Option(None, "--weight-noise", help="Std of Gaussian weight noise (default: the recipe's)."),
-    batch_size: int = typer.Option(16, "--batch-size"),
-    window: int = typer.Option(128, "--window", help="Longest training window in frames."),
-    augment_transpose: int = typer.Option(0, "--augment-transpose", help="Random transposition by up to K semitones."),
-    max_epochs: int = typer.Option(300, "--max-epochs", envvar="SEQGATE_MAX_EPOCHS"),
-    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", envvar="SEQGATE_MAX_MINUTES"),
-    patience: int = typer.Option(20, "--patience", help="Epochs without a better validation NLL before stopping."),
-    seed: int = typer.Option(0, "--seed"),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    batch_size: int = typer.Option(TrainConfig.batch_size, "--batch-size", help="Windows per batch."),
+    window: int = typer.Option(TrainConfig.window, "--window", help="Longest training window in frames."),
+    augment_transpose: int = typer.Option(TrainConfig.augment_transpose, "--augment-transpose", help="Random transposition by up to K semitones."),
+    max_epochs: int = typer.Option(TrainConfig.max_epochs, "--max-epochs", envvar="SEQGATE_MAX_EPOCHS", help="Stop after this many epochs."),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", envvar="SEQGATE_MAX_MINUTES", help="Stop after this many minutes of training."),
+    patience: int = typer.Option(TrainConfig.patience, "--patience", help="Epochs without a better validation NLL before stopping."),
+    seed: int = typer.Option(TrainConfig.seed, "--seed", help="Seed of every random choice."),
+    device: str = typer.Option(TrainConfig.device, "--device", help="auto, cpu or cuda."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run folder (default runs/<cell>-<n>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir (or the last run) from last.pt."),
 ) -> None:
     """Train a tanh, GRU or LSTM next-step predictor; the best model by validation NLL is kept."""
     from seqgate import train as training
 
-    config = training.TrainConfig(
+    config = TrainConfig(
         cell=cell, data=str(data), hidden=hidden, params=params, layers=layers, dropout=dropout,
         recipe=recipe, lr=lr, weight_noise=weight_noise, batch_size=batch_size, window=window, augment_transpose=augment_transpose,
         max_epochs=max_epochs, max_minutes=max_minutes, patience=patience, seed=seed, device=device)
@@ -192,16 +199,16 @@ def evaluate(
     split: str = typer.Option("test", "--split", help="train, valid or test."),
     checkpoint: str = typer.Option("best.pt", "--checkpoint", help="best.pt or last.pt."),
     as_json: bool = typer.Option(False, "--json", help="Print the numbers as JSON."),
-    device: str = typer.Option("cpu", "--device"),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
 ) -> None:
     """NLL per frame (and per piece), frame accuracy, precision, recall and F1 of a trained run."""
     import json
 
     from seqgate.evaluate import evaluate_run
-    from seqgate.files import resolve_run_dir
+    from seqgate.runs import open_run
     from seqgate.train import pick_device
 
-    result = evaluate_run(resolve_run_dir(run), data, split, checkpoint, pick_device(device))
+    result = evaluate_run(open_run(run), data, split, checkpoint, pick_device(device))
     if as_json:
         print(json.dumps(result, indent=2))
         return
@@ -223,15 +230,15 @@ def sample(
     n: int = typer.Option(1, "-n", help="Number of pieces (out-1.mid ... out-N.mid when above 1)."),
     run: Optional[Path] = typer.Option(None, "--run", help="Run folder (default: the run trained last)."),
     frames: Optional[int] = typer.Option(None, "--frames", help="New frames per piece."),
-    bars: Optional[int] = typer.Option(None, "--bars", help="New 4/4 bars per piece (default 16)."),
-    seed: int = typer.Option(0, "--seed"),
-    temperature: float = typer.Option(1.0, "--temperature"),
+    bars: Optional[int] = typer.Option(None, "--bars", help=f"New 4/4 bars per piece (default {SAMPLE_BARS})."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the draws: the same seed writes the same files."),
+    temperature: float = typer.Option(SAMPLE_TEMPERATURE, "--temperature", help="Below 1: safer; above 1: wilder."),
     primer: Optional[Path] = typer.Option(None, "--primer", help="MIDI file whose roll is fed first."),
     primer_frames: Optional[int] = typer.Option(None, "--primer-frames", help="Use only the first N frames of the primer."),
-    primer_in_output: bool = typer.Option(True, "--primer-in-output/--no-primer-in-output"),
+    primer_in_output: bool = typer.Option(True, "--primer-in-output/--no-primer-in-output", help="Start each output with the primer."),
     qpm: Optional[float] = typer.Option(None, "--qpm", help="Tempo (default: the training corpus's median, else 120)."),
-    program: int = typer.Option(0, "--program", help="General MIDI program (0 = piano)."),
-    velocity: int = typer.Option(80, "--velocity"),
+    program: int = typer.Option(SAMPLE_PROGRAM, "--program", help="General MIDI program (0 = piano)."),
+    velocity: int = typer.Option(SAMPLE_VELOCITY, "--velocity", help="MIDI velocity of every note (1-127)."),
     max_polyphony: Optional[int] = typer.Option(None, "--max-polyphony", help="At most K keys per frame."),
     png: bool = typer.Option(False, "--png", help="Also write a piano-roll picture of each output."),
 ) -> None:
@@ -252,13 +259,13 @@ def compare_command(
     cells: List[str] = typer.Argument(..., help="Cells to compare: tanh, gru, lstm."),
     data: Path = typer.Option(DEFAULT_DATASET, "--data", "-d", help="Dataset file from `seqgate prepare`."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output folder (default runs/compare-<cells>)."),
-    params: int = typer.Option(20000, "--params", help="Parameter budget for every cell; each hidden size is solved for it."),
+    params: int = typer.Option(DEFAULT_PARAMS, "--params", help="Parameter budget for every cell; each hidden size is solved for it."),
     seeds: int = typer.Option(1, "--seeds", help="Runs per cell, seeds 0..K-1; the table shows mean ± std."),
-    max_epochs: int = typer.Option(300, "--max-epochs", envvar="SEQGATE_MAX_EPOCHS"),
+    max_epochs: int = typer.Option(TrainConfig.max_epochs, "--max-epochs", envvar="SEQGATE_MAX_EPOCHS", help="Per run."),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", envvar="SEQGATE_MAX_MINUTES", help="Per run."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Runs trained at once, each in its own process."),
-    recipe: str = typer.Option("default", "--recipe", help="default or paper (see `seqgate train --help`)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    recipe: str = typer.Option(TrainConfig.recipe, "--recipe", help=RECIPE_HELP + "."),
+    device: str = typer.Option(TrainConfig.device, "--device", help="auto, cpu or cuda."),
     paper: bool = typer.Option(False, "--paper", help="Show Chung et al. 2014's Table 2 numbers beside these (benchmark corpora only)."),
 ) -> None:
     """Train several cells under the same conditions: one table (the paper's Table 2), one set of curves."""

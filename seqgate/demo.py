@@ -26,7 +26,7 @@ DEMO_MAX_MINUTES = 1.0
 @dataclass
 class DemoResult:
     output: Path
-    prepare: object  # corpus.PrepareSummary
+    prepare: object  # prepare.PrepareSummary
     comparison: object  # compare.Comparison
     sample: object  # sample.SampleReport
     sampled_run: Path  # the run out.mid came from: the lowest validation NLL
@@ -44,18 +44,19 @@ def run_demo(output: str | os.PathLike = DEMO_OUTPUT, *, max_epochs: int | None 
     train_options: further TrainConfig fields (tests use them to keep runs tiny).
     """
     from seqgate.compare import compare
-    from seqgate.corpus import prepare_dataset
+    from seqgate.dataset import DEFAULT_DATASET, SPLITS
+    from seqgate.prepare import prepare_dataset
     from seqgate.sample import sample_to_midi
 
     console = console or Console(quiet=True)
     max_epochs = DEMO_MAX_EPOCHS if max_epochs is None else max_epochs
     max_minutes = DEMO_MAX_MINUTES if max_minutes is None else max_minutes
     output = Path(output)
-    dataset = output / "seqgate-data.npz"
+    dataset = output / DEFAULT_DATASET.name
 
     console.rule("1/3  prepare the bundled corpus")
     prepared = prepare_dataset([], dataset, console=console)
-    pieces = " / ".join(str(prepared.pieces_per_split[s]) for s in ("train", "valid", "test"))
+    pieces = " / ".join(str(prepared.pieces_per_split[s]) for s in SPLITS)
     console.print(f"{prepared.source}: {pieces} pieces (train / valid / test) -> {dataset}")
 
     console.rule(f"2/3  train {' and '.join(DEMO_CELLS)} under the same conditions")

@@ -1,53 +1,28 @@
 """`seqgate evaluate`: negative log-likelihood per frame and frame-level accuracy of a trained run.
 
-Conventions (REFERENCE.md; Boulanger-Lewandowski et al. 2012): the 88 keys' Bernoulli terms are
-summed within a frame and averaged over every predicted frame of a split, each frame weighted
+Conventions (Boulanger-Lewandowski et al. 2012): the NLL of each frame (for the Bernoulli head, the
+88 keys' terms summed) is averaged over every predicted frame of a split, each frame weighted
 equally ("nll"). The per-piece average ("nll_per_piece": mean over pieces of each piece's
 per-frame NLL) weights short pieces more and is reported beside it. Frame 0 is predicted from an
 all-zero frame, so every frame counts. Accuracy is Bay et al. 2009's frame-level
-ACC = TP / (TP + FP + FN) summed over all frames, with a key predicted on when p >= 0.5.
+ACC = TP / (TP + FP + FN) summed over all frames, on the frame the model's head predicts (for the
+Bernoulli head, a key on when p >= 0.5).
 """
 
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
+import os
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from seqgate.batches import padded_batches
 from seqgate.errors import UserError
 from seqgate.model import NextStepModel, few_threads_for_small_work, shift_right
+from seqgate.runs import Run
 
-
-def padded_batches(rolls: list[np.ndarray], batch_size: int, device) -> list[tuple]:
-    """Whole pieces grouped by length into zero-padded float batches with a frame mask.
-
-    Grouping similar lengths keeps padding (wasted work) small; the mask keeps it out of every sum.
-    Returns (rolls (B,T,K), mask (B,T), piece indices) per batch.
-    """
-    order = sorted(range(len(rolls)), key=lambda i: len(rolls[i]))
-    batches = []
-    for start in range(0, len(order), batch_size):
-        members = order[start:start + batch_size]
-        longest = max(len(rolls[i]) for i in members)
-        batch = np.zeros((len(members), longest, rolls[members[0]].shape[1]), dtype=np.float32)
-        mask = np.zeros((len(members), longest), dtype=bool)
-        for row, i in enumerate(members):
-            batch[row, :len(rolls[i])] = rolls[i]
-            mask[row, :len(rolls[i])] = True
-        batches.append((torch.from_numpy(batch).to(device), torch.from_numpy(mask).to(device), members))
-    return batches
-
-
-def frame_nll(model: NextStepModel, rolls: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """NLL of every frame (keys summed), shape (B, T), and the logits.
-
-    The one loss shared by training and evaluation, so the two can never disagree on the metric.
-    """
-    logits, _ = model(shift_right(rolls))
-    return F.binary_cross_entropy_with_logits(logits, rolls, reduction="none").sum(-1), logits
+EVALUATION_BATCH_SIZE = 64
 
 
 @torch.inference_mode()
@@ -59,13 +34,13 @@ def evaluate_batches(model: NextStepModel, batches: list[tuple], n_pieces: int) 
     piece_nll = np.zeros(n_pieces)
     true_pos = false_pos = false_neg = 0
     for rolls, mask, members in batches:
-        nll, logits = frame_nll(model, rolls)
+        nll, predicted, _ = model.score(shift_right(rolls), rolls)
         nll = nll * mask
         total_nll += float(nll.sum())
         frames_per_piece = mask.sum(1)
         total_frames += int(frames_per_piece.sum())
         piece_nll[members] = (nll.sum(1) / frames_per_piece).cpu().numpy()
-        predicted = (logits >= 0) & mask.unsqueeze(-1)  # sigmoid(logit) >= 0.5
+        predicted = predicted & mask.unsqueeze(-1)
         actual = rolls.bool()
         true_pos += int((predicted & actual).sum())
         false_pos += int((predicted & ~actual).sum())
@@ -87,7 +62,8 @@ def evaluate_batches(model: NextStepModel, batches: list[tuple], n_pieces: int) 
     }
 
 
-def evaluate_rolls(model: NextStepModel, rolls: list[np.ndarray], device="cpu", batch_size: int = 64) -> dict:
+def evaluate_rolls(model: NextStepModel, rolls: list[np.ndarray], device="cpu",
+                   batch_size: int = EVALUATION_BATCH_SIZE) -> dict:
     if not rolls:
         raise UserError("the split has no pieces to evaluate")
     threads = few_threads_for_small_work(model, batch_size) if torch.device(device).type == "cpu" \
@@ -105,21 +81,22 @@ def check_roll_format(expected: dict, found: dict, data_path) -> None:
                             f"{found.get(key)} in the data, {expected.get(key)} in the model")
 
 
-def evaluate_run(run_dir: Path, data_path: Path | None = None, split: str = "test",
+def evaluate_run(run: Run | str | os.PathLike, data_path=None, split: str = "test",
                  checkpoint_name: str = "best.pt", device: str = "cpu") -> dict:
     """Evaluate a run's checkpoint on one split of its own dataset or of another matching one."""
-    from seqgate.corpus import load_dataset
+    from seqgate.dataset import load_dataset
     from seqgate.model import load_model
 
-    model, checkpoint = load_model(run_dir / checkpoint_name, map_location=device)
+    run = run if isinstance(run, Run) else Run(run)
+    model, checkpoint = load_model(run.checkpoint_path(checkpoint_name), map_location=device)
     data = checkpoint.get("data", {})
     if data_path is None:
         if not data.get("path"):
-            raise UserError(f"{run_dir} does not record its dataset; give --data")
-        data_path = Path(data["path"])
+            raise UserError(f"{run} does not record its dataset; give --data")
+        data_path = data["path"]
     dataset = load_dataset(data_path)
     check_roll_format(data.get("roll_format", {}), dataset.roll_format(), data_path)
     result = evaluate_rolls(model.to(device), dataset.split(split), device)
-    result.update({"split": split, "data": str(data_path), "run": str(run_dir),
-                   "checkpoint": checkpoint_name, "cell": checkpoint["model_config"]["cell"]})
+    result.update({"split": split, "data": str(data_path), "run": str(run),
+                   "checkpoint": checkpoint_name, "cell": model.cell, "head": model.head_name})
     return result

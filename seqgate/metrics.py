@@ -10,7 +10,7 @@ empty_beat_rate, pitch_range), computed here on binary rolls rather than note li
 difference: MusPy's polyphony averages over non-empty time steps only, while mean_notes_per_frame
 averages over all frames (empty_frame_share gives the rest).
 
-A roll is a boolean array (frames, keys), column k = MIDI pitch 21 + k (see corpus.py). Everything
+A roll is a boolean array (frames, keys), column k = MIDI pitch 21 + k (see roll.py). Everything
 is vectorised over the concatenated corpus, so whole datasets (hundreds of thousands of frames)
 take a fraction of a second.
 """
@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-LOWEST_PITCH = 21  # MIDI pitch of column 0 (A0), as in corpus.py
+from seqgate.roll import LOWEST_PITCH, N_KEYS
+
 PITCH_CLASSES = 12
 
 
@@ -45,7 +46,7 @@ def roll_statistics(rolls: list[np.ndarray]) -> dict:
     for roll in rolls:
         if roll.ndim != 2:
             raise ValueError(f"a roll must be (frames, keys), got shape {roll.shape}")
-    n_keys = rolls[0].shape[1] if rolls else 88
+    n_keys = rolls[0].shape[1] if rolls else N_KEYS
     if any(roll.shape[1] != n_keys for roll in rolls):
         raise ValueError("all rolls must have the same number of keys")
 

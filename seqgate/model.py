@@ -1,9 +1,13 @@
-"""The next-step predictor: frame t-1 of a piano roll in, 88 Bernoulli logits for frame t out.
+"""The next-step predictor: frame t-1 of a piano roll in, the distribution of frame t out.
 
 The recurrent core is torch's fused nn.RNN (tanh) / nn.GRU / nn.LSTM, which run on cuDNN on a GPU;
-cells.py writes the same equations out by hand for reference and tests. A linear head maps the
-hidden state to one logit per key, so the keys of a frame are independent given the past (the
-model of Chung et al. 2014 and Boulanger-Lewandowski et al. 2012's RNN baseline).
+cells.py writes the same equations out by hand for reference and tests. An output head (heads.py)
+turns the hidden state into a distribution over the keys of the next frame; the default Bernoulli
+head makes the keys independent given the past (the model of Chung et al. 2014 and
+Boulanger-Lewandowski et al. 2012's RNN baseline).
+
+The model owns its likelihood (nll, score) and its sampling step (begin, step, drawer): train,
+evaluate and sample call these and never the core or the head.
 
 Sizes: `hidden_for_params` solves for the hidden size whose model comes closest to a parameter
 budget, so cells are compared at equal size as the paper did (Table 1).
@@ -20,11 +24,14 @@ import torch
 from torch import nn
 
 from seqgate.errors import UserError
+from seqgate.heads import HEADS
+from seqgate.roll import N_KEYS
 
 CELLS = ("tanh", "gru", "lstm")
+DEFAULT_HEAD = "bernoulli"
+CELL_FUNCTIONS = {"tanh": torch.rnn_tanh_cell, "gru": torch.gru_cell, "lstm": torch.lstm_cell}
 # Number of weight blocks per cell: one for tanh, three gates for GRU, four for LSTM.
 GATE_BLOCKS = {"tanh": 1, "gru": 3, "lstm": 4}
-CHECKPOINT_FORMAT = 1
 # Below this many multiply-adds per time step, extra CPU threads only add synchronisation: on a
 # 2-core CPU, 8 pieces of a hidden-41 GRU sampled 2-4x slower on 2 threads than on 1, and even 64
 # pieces of a hidden-512 GRU (22M per step) were faster on one; training a 20k-parameter GRU on
@@ -39,17 +46,25 @@ def check_cell(cell: str) -> str:
     return cell
 
 
-def count_parameters(cell: str, hidden: int, layers: int = 1, n_keys: int = 88) -> int:
+def check_head(head: str) -> str:
+    head = head.lower()
+    if head not in HEADS:
+        raise UserError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
+    return head
+
+
+def count_parameters(cell: str, hidden: int, layers: int = 1, n_keys: int = N_KEYS,
+                     head: str = DEFAULT_HEAD) -> int:
     """Parameters of NextStepModel, computed without building it (torch keeps two bias vectors)."""
     blocks = GATE_BLOCKS[check_cell(cell)]
     total = 0
     for layer in range(layers):
         inputs = n_keys if layer == 0 else hidden
         total += blocks * hidden * (inputs + hidden + 2)
-    return total + hidden * n_keys + n_keys
+    return total + HEADS[check_head(head)].count_parameters(hidden, n_keys)
 
 
-def hidden_for_params(cell: str, budget: int, layers: int = 1, n_keys: int = 88) -> int:
+def hidden_for_params(cell: str, budget: int, layers: int = 1, n_keys: int = N_KEYS) -> int:
     """The hidden size whose model has the parameter count closest to `budget` (at least 1)."""
     if budget <= 0:
         raise UserError("--params must be a positive number of parameters")
@@ -68,20 +83,28 @@ def shift_right(rolls: torch.Tensor) -> torch.Tensor:
     """Inputs for next-step prediction: an all-zero frame, then every frame but the last.
 
     Predicting frame 0 from silence means every frame of a piece is scored, so NLL per frame
-    counts all frames of a split (the convention of REFERENCE.md).
+    counts all frames of a split (Boulanger-Lewandowski et al. 2012's convention).
     """
     return torch.cat([torch.zeros_like(rolls[:, :1]), rolls[:, :-1]], dim=1)
 
 
 class NextStepModel(nn.Module):
+    """A recurrent core (nn.RNN / nn.GRU / nn.LSTM) and an output head over the keys of a frame.
+
+    Stages use only its public methods: nll and score (training and evaluation), begin, step and
+    drawer (sampling), config and n_parameters. The head is one class of heads.py, so a second
+    output distribution changes nothing here but the name in the config.
+    """
+
     def __init__(self, cell: str, hidden: int, layers: int = 1, dropout: float = 0.0,
-                 n_keys: int = 88):
+                 n_keys: int = N_KEYS, head: str = DEFAULT_HEAD):
         super().__init__()
         self.cell = check_cell(cell)
         self.hidden = int(hidden)
         self.layers = int(layers)
         self.dropout_p = float(dropout)
         self.n_keys = int(n_keys)
+        self.head_name = check_head(head)
         core = {"tanh": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[self.cell]
         extra = {"nonlinearity": "tanh"} if self.cell == "tanh" else {}
         self.core = core(n_keys, hidden, num_layers=layers, batch_first=True,
@@ -89,30 +112,85 @@ class NextStepModel(nn.Module):
         # The fused layers only drop out between layers; with one layer, dropout acts on the
         # hidden state before the output head, which is where a small model overfits.
         self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden, n_keys)
+        self.head = HEADS[self.head_name](hidden, n_keys)
 
     def config(self) -> dict:
         return {"cell": self.cell, "hidden": self.hidden, "layers": self.layers,
-                "dropout": self.dropout_p, "n_keys": self.n_keys}
+                "dropout": self.dropout_p, "n_keys": self.n_keys, "head": self.head_name}
+
+    def features(self, inputs: torch.Tensor, state=None):
+        """inputs: (batch, time, keys) previous frames -> (what the head reads, core state)."""
+        outputs, state = self.core(inputs, state)
+        return self.drop(outputs), state
 
     def forward(self, inputs: torch.Tensor, state=None):
-        """inputs: (batch, time, keys) previous frames -> (logits of the same shape, state)."""
-        outputs, state = self.core(inputs, state)
-        return self.head(self.drop(outputs)), state
+        """The head's raw output (the 88 logits, for the Bernoulli head) and the core state."""
+        features, state = self.features(inputs, state)
+        return self.head(features), state
+
+    def nll(self, inputs: torch.Tensor, targets: torch.Tensor, state=None):
+        """NLL in nats of every target frame, keys summed: ((batch, time), state).
+
+        inputs are the frames before the targets (shift_right(targets) for whole pieces); the
+        state carries a piece over from one time chunk to the next. Padding is the caller's to
+        mask: each frame's NLL depends only on its own and earlier frames.
+        """
+        features, state = self.features(inputs, state)
+        return self.head.nll(features, targets), state
+
+    def score(self, inputs: torch.Tensor, targets: torch.Tensor, state=None):
+        """(nll (batch, time), predicted frames bool (batch, time, keys), state) in one pass."""
+        features, state = self.features(inputs, state)
+        nll, predicted = self.head.nll_and_prediction(features, targets)
+        return nll, predicted, state
 
     def init_output_bias(self, key_frequency: torch.Tensor) -> None:
-        """Start the head at each key's training frequency (as log-odds).
-
-        An untrained head predicts p = 0.5 for all 88 keys (about 61 nats per frame); starting from
-        the frequencies puts the first epoch at the ~11 nats of the frequency baseline, and the
-        recurrent weights learn the sequence instead of the marginals.
-        """
-        p = key_frequency.clamp(1e-4, 1 - 1e-4).to(self.head.bias)
-        with torch.no_grad():
-            self.head.bias.copy_(torch.log(p) - torch.log1p(-p))
+        """Start the head at each key's training frequency (see the head's init_from_frequency)."""
+        self.head.init_from_frequency(key_frequency)
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    # ---- sampling, one frame at a time with the state carried
+
+    def begin(self, prefix: torch.Tensor):
+        """Run (n, T, keys) frames through the core at once (the fused layer, cuDNN on a GPU).
+
+        Returns the features that predict the frame after the prefix and the state as one entry
+        per layer, the form step() carries.
+        """
+        features, state = self.features(prefix)
+        if self.cell == "lstm":
+            hidden, cell = state
+            state = [(hidden[layer], cell[layer]) for layer in range(self.layers)]
+        else:
+            state = [state[layer] for layer in range(self.layers)]
+        return features[:, -1], state
+
+    def step(self, frame: torch.Tensor, state: list):
+        """One time step: frame (n, keys) in -> (features predicting the next frame, state).
+
+        torch's cell functions (torch.gru_cell, ...) on the fused layer's own weights compute
+        exactly one step of the fused layer (tests check it against a full forward pass), without
+        the module's per-call bookkeeping, which dominates a step of a small model. Dropout
+        between layers is off in eval mode, so the layers simply chain.
+        """
+        function = CELL_FUNCTIONS[self.cell]
+        layer_input, new_state = frame, []
+        for layer, layer_state in enumerate(state):
+            layer_state = function(layer_input, layer_state, *self._layer_weights(layer))
+            new_state.append(layer_state)
+            layer_input = layer_state[0] if self.cell == "lstm" else layer_state  # LSTM: (h, c)
+        return layer_input, new_state
+
+    def _layer_weights(self, layer: int):
+        core = self.core
+        return (getattr(core, f"weight_ih_l{layer}"), getattr(core, f"weight_hh_l{layer}"),
+                getattr(core, f"bias_ih_l{layer}", None), getattr(core, f"bias_hh_l{layer}", None))
+
+    def drawer(self, temperature: float, generator: torch.Generator, n_pieces: int):
+        """The head's frame drawer: (features, out frame, max_polyphony) -> probabilities."""
+        return self.head.drawer(temperature, generator, n_pieces)
 
 
 @contextlib.contextmanager
@@ -136,28 +214,15 @@ def few_threads_for_small_work(model: NextStepModel, batch: int) -> Iterator[Non
 
 def build_model(config: dict) -> NextStepModel:
     return NextStepModel(config["cell"], config["hidden"], config.get("layers", 1),
-                         config.get("dropout", 0.0), config.get("n_keys", 88))
-
-
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """Read a checkpoint with weights_only=True: tensors and plain data only, never code."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"no checkpoint at {path}")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises several types; all mean "not a checkpoint we trust"
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"refusing to load {path}: not a plain-tensor seqgate checkpoint "
-                        f"({first_line[:160]})") from None
-    if not isinstance(checkpoint, dict) or "model_config" not in checkpoint or "model" not in checkpoint:
-        raise UserError(f"{path} is not a seqgate checkpoint")
-    return checkpoint
+                         config.get("dropout", 0.0), config.get("n_keys", N_KEYS),
+                         config.get("head", DEFAULT_HEAD))
 
 
 def load_model(path: str | Path, map_location="cpu") -> tuple[NextStepModel, dict]:
     """The model stored in a checkpoint, in eval mode, and the whole checkpoint dict."""
-    checkpoint = load_checkpoint(path, map_location)
+    from seqgate.runs import load_checkpoint_file
+
+    checkpoint = load_checkpoint_file(path, map_location)
     model = build_model(checkpoint["model_config"])
     try:
         model.load_state_dict(checkpoint["model"])

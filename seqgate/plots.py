@@ -23,13 +23,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter
 
 from seqgate.files import atomic_write
+from seqgate.roll import LOWEST_PITCH
 
 FIGURE_DPI = 100
 # Figure sizes in inches; the PNGs are these times FIGURE_DPI pixels.
 TRAINING_CURVES_SIZE = (7.0, 4.5)
 COMPARISON_CURVES_SIZE = (12.0, 4.5)
 PIANO_ROLL_SIZE = (12.0, 5.0)
-LOWEST_PITCH = 21  # MIDI pitch of roll column 0 (A0), as in corpus.py
 # The mean over seeds is drawn on this many points between the first and last x all seeds reach.
 MEAN_CURVE_POINTS = 200
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
@@ -80,7 +80,7 @@ def plot_comparison_curves(runs: dict[str, list[list[dict]]], path: str | os.Pat
             if len(curves) > 1:
                 for x, y in curves:
                     axes.plot(x, y, color=colour, linewidth=0.8, alpha=0.45)
-                mean_x, mean_y = _mean_curve(curves)
+                mean_x, mean_y = mean_curve(curves)
                 name = f"{label} (mean of {len(curves)} seeds)"
             else:
                 mean_x, mean_y = curves[0]
@@ -127,7 +127,7 @@ def plot_piano_roll(roll: np.ndarray, path: str | os.PathLike, title: str = "",
     axes.set_xlim(0.0, duration if frames else 1.0)
     axes.set_ylim(bottom, top)
     octave_starts = [pitch for pitch in range(LOWEST_PITCH, LOWEST_PITCH + keys) if pitch % 12 == 0]
-    axes.set_yticks(octave_starts, [_note_name(pitch) for pitch in octave_starts])
+    axes.set_yticks(octave_starts, [note_name(pitch) for pitch in octave_starts])
     axes.set_ylabel("pitch")
     axes.set_xlabel("quarter notes" if frames_per_quarter else "frames")
     if title:
@@ -157,7 +157,7 @@ def _series(records: Iterable[dict], x_key: str, y_key: str) -> tuple[np.ndarray
     return x[order], y[order]
 
 
-def _mean_curve(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+def mean_curve(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """The mean of several seeds' curves, each interpolated linearly onto a common x grid.
 
     The grid only spans the x that every seed reaches, so the mean never extrapolates a seed that
@@ -171,7 +171,7 @@ def _mean_curve(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray
     return grid, np.mean([np.interp(grid, x, y) for x, y in curves], axis=0)
 
 
-def _note_name(pitch: int) -> str:
+def note_name(pitch: int) -> str:
     """Scientific pitch notation: MIDI 60 is C4."""
     return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
 

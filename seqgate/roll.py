@@ -22,6 +22,11 @@ import numpy as np
 N_KEYS = 88
 LOWEST_PITCH = 21  # column k is MIDI pitch 21 + k
 HIGHEST_PITCH = LOWEST_PITCH + N_KEYS - 1  # 108
+# Two grid steps per quarter note: eighth notes, the grid of the Nottingham, MuseData and
+# Piano-midi benchmarks (JSB Chorales uses one).
+DEFAULT_FRAMES_PER_QUARTER = 2
+# The tempo MIDI assumes when a file sets none (the standard's 500,000 microseconds a beat).
+DEFAULT_QPM = 120.0
 
 # Krumhansl-Kessler probe-tone profiles, tonic first.
 _MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -44,7 +49,7 @@ class MidiRoll:
     dropped_out_of_range: int  # notes outside MIDI 21..108 left out
 
 
-def read_midi_roll(path: str | os.PathLike, frames_per_quarter: int = 2, drums: bool = False,
+def read_midi_roll(path: str | os.PathLike, frames_per_quarter: int = DEFAULT_FRAMES_PER_QUARTER, drums: bool = False,
                    transpose_to_c: bool = False) -> MidiRoll:
     """Read a MIDI file into a beat-grid roll; raise BadMidi with a short reason if unusable."""
     import symusic  # imported here so that writing rolls does not need it
@@ -98,7 +103,7 @@ def read_midi_roll(path: str | os.PathLike, frames_per_quarter: int = 2, drums: 
     roll[frames, np.repeat(pitch - LOWEST_PITCH, lengths)] = True
 
     tempos = sorted(score.tempos, key=lambda t: t.time)
-    qpm = round(float(tempos[0].qpm), 3) if tempos else 120.0
+    qpm = round(float(tempos[0].qpm), 3) if tempos else DEFAULT_QPM
     program = 0
     if programs:
         counts: dict[int, int] = {}
@@ -173,8 +178,8 @@ def roll_to_notes(roll: np.ndarray) -> list[tuple[int, int, int]]:
     return list(map(tuple, notes.tolist()))
 
 
-def roll_to_midi(roll: np.ndarray, path: str | os.PathLike, *, qpm: float = 120.0,
-                 frames_per_quarter: int = 2, program: int = 0, velocity: int = 80) -> int:
+def roll_to_midi(roll: np.ndarray, path: str | os.PathLike, *, qpm: float = DEFAULT_QPM,
+                 frames_per_quarter: int = DEFAULT_FRAMES_PER_QUARTER, program: int = 0, velocity: int = 80) -> int:
     """Write a roll as a one-instrument MIDI file (atomically); returns the number of notes."""
     import pretty_midi
 

@@ -1,17 +1,18 @@
 """`seqgate sample`: new polyphonic music from a trained next-step model, written as MIDI.
 
 Generation is ancestral sampling from the model's factorisation p(frame_t | frames_<t), each frame
-88 independent Bernoulli keys given the recurrent state (Boulanger-Lewandowski et al. 2012, the RNN
-baseline; Chung et al. 2014 sample their music models the same way). The recurrent state is carried
+drawn by the model's output head given the recurrent state (for the Bernoulli head, 88 independent
+keys: Boulanger-Lewandowski et al. 2012's RNN baseline; Chung et al. 2014 sample their music
+models the same way). The recurrent state is carried
 from frame to frame, so each new frame costs one cell step whatever the length so far: the prefix
 is never run again (the loop of pytorch/examples word_language_model/generate.py, and of
 karpathy/nanoGPT's sample.py with its temperature, minus nanoGPT's re-reading of the context).
 
 Speed: with a ~20k-parameter model one step is a few microseconds of arithmetic, so time goes to
-per-op overhead. The loop therefore calls torch's cell functions (torch.gru_cell, ...) on the
-weights of the fused layer directly instead of the nn.Module stack, folds the temperature into the
-output layer once, draws the uniform numbers for many frames in one call, writes into a
-preallocated tensor, and runs on one thread (see model.few_threads_for_small_work).
+per-op overhead. The model's step() calls torch's cell functions on the fused layer's weights, the
+head's drawer folds the temperature into its weights once and draws the random numbers for many
+frames in one call, the loop writes into a preallocated tensor, and it all runs on one thread
+(see model.few_threads_for_small_work).
 """
 
 from __future__ import annotations
@@ -27,26 +28,20 @@ from rich.console import Console
 from rich.table import Table
 
 from seqgate.errors import UserError
-from seqgate.files import resolve_run_dir
 from seqgate.metrics import roll_statistics
 from seqgate.model import NextStepModel, few_threads_for_small_work, load_model
-from seqgate.roll import BadMidi, read_midi_roll, roll_to_midi
-
-N_KEYS = 88
-LOWEST_PITCH = 21
-QUARTERS_PER_BAR = 4  # bars are counted in 4/4: the rolls keep no metre
-DEFAULT_BARS = 16
-DEFAULT_QPM = 120.0
-# Uniform numbers for this many frames are drawn in one call: one op instead of one per frame,
-# while the memory held stays bounded (256 x batch x 88 floats) however long the pieces are.
-RANDOM_BLOCK_FRAMES = 256
+from seqgate.roll import DEFAULT_QPM, LOWEST_PITCH, N_KEYS, BadMidi, read_midi_roll, roll_to_midi
+from seqgate.runs import open_run
+from seqgate.settings import (QUARTERS_PER_BAR, SAMPLE_BARS, SAMPLE_PROGRAM, SAMPLE_TEMPERATURE,
+                              SAMPLE_VELOCITY)
+PROGRESS_EVERY_FRAMES = 256
 
 
 # --------------------------------------------------------------------------------------------
 # Generation
 
 
-def generate(model: NextStepModel, n_pieces: int, frames: int, *, temperature: float = 1.0,
+def generate(model: NextStepModel, n_pieces: int, frames: int, *, temperature: float = SAMPLE_TEMPERATURE,
              seed: int = 0, primer: np.ndarray | None = None,
              max_polyphony: int | None = None,
              on_progress: Callable[[int], None] | None = None) -> np.ndarray:
@@ -65,7 +60,7 @@ def generate(model: NextStepModel, n_pieces: int, frames: int, *, temperature: f
 
 
 def generate_with_probabilities(model: NextStepModel, n_pieces: int, frames: int, *,
-                                temperature: float = 1.0, seed: int = 0,
+                                temperature: float = SAMPLE_TEMPERATURE, seed: int = 0,
                                 primer: np.ndarray | None = None,
                                 max_polyphony: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """As `generate`, plus the float32 (n, frames, 88) key probabilities every frame was drawn
@@ -82,8 +77,10 @@ def _generate(model, n_pieces, frames, *, temperature, seed, primer, max_polypho
     if frames <= 0:
         raise UserError("the number of frames to generate must be at least 1")
     temperature = _check_temperature(temperature)
-    if max_polyphony is not None and int(max_polyphony) < 1:
-        raise UserError("--max-polyphony must be at least 1")
+    if max_polyphony is not None:
+        max_polyphony = int(max_polyphony)
+        if max_polyphony < 1:
+            raise UserError("--max-polyphony must be at least 1")
     n_keys = model.n_keys
     if primer is not None:
         primer = np.asarray(primer)
@@ -100,33 +97,22 @@ def _generate(model, n_pieces, frames, *, temperature, seed, primer, max_polypho
     model.eval()
     try:
         with torch.inference_mode(), few_threads_for_small_work(model, n_pieces):
-            step = _step_function(model, temperature)
+            draw = model.drawer(temperature, generator, n_pieces)
             # The whole primer in one call (the fused layer runs it as one sequence); its last
             # output already predicts the first new frame. Without a primer this is just the
             # model's all-zero start frame.
             prefix = torch.zeros(n_pieces, 1 + (0 if primer is None else len(primer)), n_keys)
             if primer is not None:
                 prefix[:, 1:] = torch.from_numpy(primer.astype(np.float32))
-            outputs, state = model.core(prefix)
-            state = _state_per_layer(model, state)
-            probs = torch.sigmoid(model.head(outputs[:, -1]) / temperature)
-            uniforms = None
+            features, state = model.begin(prefix)
             for t in range(frames):
-                if t % RANDOM_BLOCK_FRAMES == 0:
-                    block = min(RANDOM_BLOCK_FRAMES, frames - t)
-                    uniforms = torch.rand(block, n_pieces, n_keys, generator=generator)
-                    if on_progress is not None:
-                        on_progress(t)
+                if on_progress is not None and t % PROGRESS_EVERY_FRAMES == 0:
+                    on_progress(t)
+                probs = draw(features, rolls[t], max_polyphony)
                 if keep_probabilities:
                     probabilities[t] = probs
-                frame = rolls[t]
-                # A key sounds when its uniform number falls below its probability: a Bernoulli
-                # draw, the same thing torch.bernoulli does, with the random numbers drawn ahead.
-                torch.lt(uniforms[t % RANDOM_BLOCK_FRAMES], probs, out=frame)
-                if max_polyphony is not None:
-                    _keep_most_probable(frame, probs, int(max_polyphony))
                 if t + 1 < frames:
-                    probs, state = step(frame, state)
+                    features, state = model.step(rolls[t], state)
             if on_progress is not None:
                 on_progress(frames)
     finally:
@@ -135,63 +121,6 @@ def _generate(model, n_pieces, frames, *, temperature, seed, primer, max_polypho
     if keep_probabilities:
         return rolls, probabilities.transpose(0, 1).contiguous().numpy()
     return rolls, None
-
-
-def _keep_most_probable(frame: torch.Tensor, probs: torch.Tensor, limit: int) -> None:
-    """Cut each drawn frame to its `limit` most probable sounding keys, in place.
-
-    Drawing first and cutting after keeps the model's own distribution untouched whenever a frame
-    stays within the limit (the usual case), so the cap only trims the rare cluster; taking the
-    top-K probabilities outright would instead sound the same K keys every time the model is
-    unsure. Among the drawn keys, the ones the model was surest of are the ones worth keeping.
-    """
-    if limit >= frame.shape[1]:
-        return
-    # Undrawn keys score 0 and drawn keys their probability (> 0, or they could not be drawn),
-    # so the top `limit` scores are the most probable drawn keys, plus undrawn ones to fill up,
-    # which the final AND removes again. topk's indices break ties, so never more than `limit`.
-    scores = probs * frame
-    keep = torch.zeros_like(frame).scatter_(1, scores.topk(limit, dim=1).indices, 1.0)
-    frame.mul_(keep)
-
-
-def _step_function(model: NextStepModel, temperature: float):
-    """step(frame (batch, keys), state per layer) -> (probabilities of the next frame, state).
-
-    The cell functions compute exactly what one time step of torch's fused layer does (tests check
-    the probabilities against a full forward pass), without the module's per-call bookkeeping.
-    Dropout between layers is off in eval mode, so the layers simply chain.
-    """
-    core = model.core
-    cell_function = {"gru": torch.gru_cell, "tanh": torch.rnn_tanh_cell,
-                     "lstm": torch.lstm_cell}[model.cell]
-    weights = [(getattr(core, f"weight_ih_l{layer}"), getattr(core, f"weight_hh_l{layer}"),
-                getattr(core, f"bias_ih_l{layer}", None), getattr(core, f"bias_hh_l{layer}", None))
-               for layer in range(model.layers)]
-    # logits / T = h (W / T)^T + b / T: dividing the weights once saves a division per step.
-    head_weight_t = (model.head.weight / temperature).t().contiguous()
-    head_bias = model.head.bias / temperature
-    is_lstm = model.cell == "lstm"
-
-    def step(frame, state):
-        layer_input = frame
-        new_state = []
-        for layer_weights, layer_state in zip(weights, state):
-            layer_state = cell_function(layer_input, layer_state, *layer_weights)
-            new_state.append(layer_state)
-            layer_input = layer_state[0] if is_lstm else layer_state  # LSTM state is (h, c)
-        probs = torch.addmm(head_bias, layer_input, head_weight_t).sigmoid_()
-        return probs, new_state
-
-    return step
-
-
-def _state_per_layer(model: NextStepModel, state):
-    """The fused layer's (layers, batch, hidden) state as one entry per layer, for the cells."""
-    if model.cell == "lstm":
-        hidden, cell = state
-        return [(hidden[layer], cell[layer]) for layer in range(model.layers)]
-    return [state[layer] for layer in range(model.layers)]
 
 
 def _check_temperature(temperature: float) -> float:
@@ -227,9 +156,9 @@ class SampleReport:
 
 def sample_to_midi(run_dir: str | os.PathLike | None, output: str | os.PathLike, *, n: int = 1,
                    frames: int | None = None, bars: int | None = None, seed: int = 0,
-                   temperature: float = 1.0, primer: str | os.PathLike | None = None,
+                   temperature: float = SAMPLE_TEMPERATURE, primer: str | os.PathLike | None = None,
                    primer_frames: int | None = None, primer_in_output: bool = True,
-                   qpm: float | None = None, program: int = 0, velocity: int = 80,
+                   qpm: float | None = None, program: int = SAMPLE_PROGRAM, velocity: int = SAMPLE_VELOCITY,
                    max_polyphony: int | None = None, png: bool = False,
                    console: Console | None = None) -> SampleReport:
     """Generate `n` pieces from the best checkpoint of a run and write them as MIDI files.
@@ -263,8 +192,8 @@ def sample_to_midi(run_dir: str | os.PathLike | None, output: str | os.PathLike,
         raise UserError(f"--primer-frames must be at least 1, got {primer_frames}")
     if max_polyphony is not None and int(max_polyphony) < 1:
         raise UserError(f"--max-polyphony must be at least 1, got {max_polyphony}")
-    run_dir = resolve_run_dir(run_dir)
-    model, checkpoint = load_model(run_dir / "best.pt")
+    run = open_run(run_dir)
+    model, checkpoint = load_model(run.checkpoint_path("best.pt"))
     paths = output_paths(output, n)
     _check_writable_folder(paths[0].parent)
     data = checkpoint.get("data") or {}
@@ -272,7 +201,7 @@ def sample_to_midi(run_dir: str | os.PathLike | None, output: str | os.PathLike,
     stored_grid = roll_format.get("frames_per_quarter")
     frames_per_quarter = int(stored_grid) if stored_grid else 1
     if frames is None:
-        frames = (bars if bars is not None else DEFAULT_BARS) * QUARTERS_PER_BAR * frames_per_quarter
+        frames = (bars if bars is not None else SAMPLE_BARS) * QUARTERS_PER_BAR * frames_per_quarter
     frames = int(frames)
     if qpm is None:
         qpm = float(data.get("median_qpm") or DEFAULT_QPM)
@@ -301,7 +230,7 @@ def sample_to_midi(run_dir: str | os.PathLike | None, output: str | os.PathLike,
                             frames_per_quarter=frames_per_quarter if stored_grid else None)
         results.append(SampleResult(path=path, frames=len(roll),
                                     statistics=roll_statistics([roll]), png=image))
-    return SampleReport(results=results, train_stats=data.get("train_stats"), run_dir=run_dir,
+    return SampleReport(results=results, train_stats=data.get("train_stats"), run_dir=run.folder,
                         qpm=qpm, frames_per_quarter=frames_per_quarter,
                         primer_frames=0 if primer_roll is None else len(primer_roll))
 

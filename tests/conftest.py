@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import mido
@@ -9,6 +11,19 @@ import pytest
 
 # The benchmark .mat files live beside the repository, not in it.
 DATASETS_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+def run_cli(*args, env=None, cwd=None):
+    """`python -m seqgate ARGS` in a subprocess, as a user would run it."""
+    return subprocess.run([sys.executable, "-m", "seqgate", *map(str, args)],
+                          capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
+
+
+def assert_one_line_error(result):
+    """A user error: exit code 2, one line on stderr, no traceback."""
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def write_midi(path, tracks, *, tempos=((0, 120.0),), tpq=480, key_signature=None) -> Path:
@@ -70,7 +85,7 @@ def make_tiny_dataset(path, *, pieces_per_split=(12, 4, 4), seed=0, frames_per_q
     """A small dataset file of patterned rolls (rising arpeggios with held chords), varied lengths."""
     import numpy as np
 
-    from seqgate.corpus import Dataset, save_dataset
+    from seqgate.dataset import Dataset, save_dataset
 
     rng = np.random.default_rng(seed)
     rolls, splits, names = [], [], []

@@ -10,7 +10,7 @@ import sys
 import pretty_midi
 import pytest
 
-from seqgate.corpus import bundled_corpus_dir, hash_split
+from seqgate.prepare import bundled_corpus_dir, hash_split
 
 # Limits reach the commands only through the environment, as a user or CI could set them.
 TINY_LIMITS = {"SEQGATE_MAX_EPOCHS": "2"}

@@ -3,13 +3,15 @@
 import io
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
 from rich.console import Console
 
-from seqgate.compare import compare, recognise_benchmark, results_table
-from seqgate.corpus import Dataset, save_dataset
+from conftest import make_tiny_dataset
+from seqgate.compare import compare, results_table
+from seqgate.dataset import Dataset, save_dataset
 from seqgate.errors import UserError
 from seqgate.evaluate import evaluate_run
 from seqgate.model import hidden_for_params
@@ -38,9 +40,23 @@ def mtimes(folder):
     return {p.relative_to(folder): p.stat().st_mtime_ns for p in folder.rglob("*.pt")}
 
 
-def test_report_numbers_agree_with_evaluate_and_finished_runs_are_reused(tiny_dataset, tmp_path):
-    out = tmp_path / "cmp"
-    first = compare(["gru", "lstm"], data=tiny_dataset, output=out, **TINY)
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    """gru and lstm compared once on the tiny corpus; tests that change the folder copy it first."""
+    root = tmp_path_factory.mktemp("compared")
+    data = make_tiny_dataset(root / "tiny.npz")
+    result = compare(["gru", "lstm"], data=data, output=root / "cmp", **TINY)
+    return data, root / "cmp", result
+
+
+def copy_of(compared, tmp_path):
+    data, out, result = compared
+    shutil.copytree(out, tmp_path / "cmp")
+    return data, tmp_path / "cmp", result
+
+
+def test_report_numbers_agree_with_evaluate(compared):
+    data, out, first = compared
     for name in ("report.md", "results.json", "curves.png", "gru-seed0/best.pt", "lstm-seed0/best.pt"):
         assert (out / name).is_file(), name
     assert not list(out.rglob("*.tmp"))
@@ -61,27 +77,34 @@ def test_report_numbers_agree_with_evaluate_and_finished_runs_are_reused(tiny_da
     report = (out / "report.md").read_text()
     gru = results["cells"][0]
     assert f"| gru | {gru['parameters']:,} | {gru['hidden']} | {gru['train_nll']['mean']:.3f} |" in report
-    assert "seqgate compare gru lstm" in report and str(tiny_dataset.resolve()) in report
+    assert "seqgate compare gru lstm" in report and str(data.resolve()) in report
     assert [run.action for run in first.runs] == ["trained", "trained"]
 
+
+def test_finished_runs_with_the_same_settings_are_reused_untouched(compared, tmp_path):
+    data, out, first = copy_of(compared, tmp_path)
     before = mtimes(out)
     console = recording_console()
-    again = compare(["gru", "lstm"], data=tiny_dataset, output=out, console=console, **TINY)
+    again = compare(["gru", "lstm"], data=data, output=out, console=console, **TINY)
     assert [run.action for run in again.runs] == ["reused", "reused"]
     assert mtimes(out) == before  # nothing retrained
     assert "reusing the finished run" in console.file.getvalue()
     assert again.rows == first.rows
 
-    # An interrupted run with the same config resumes from last.pt (here: nothing left to train).
+
+def test_an_interrupted_run_with_the_same_settings_resumes(compared, tmp_path):
+    data, out, _ = copy_of(compared, tmp_path)
     config_path = out / "gru-seed0" / "config.json"
     config_path.write_text(config_path.read_text().replace('"status": "finished"', '"status": "interrupted"'))
-    resumed = compare(["gru", "lstm"], data=tiny_dataset, output=out, **TINY)
+    resumed = compare(["gru", "lstm"], data=data, output=out, **TINY)
     assert [run.action for run in resumed.runs] == ["resumed", "reused"]
     assert json.loads(config_path.read_text())["status"] == "finished"
 
-    # A changed setting never reuses a run trained under another: a fresh folder, the old one kept.
+
+def test_a_changed_setting_trains_into_a_fresh_folder_and_keeps_the_old(compared, tmp_path):
+    data, out, _ = copy_of(compared, tmp_path)
     before = mtimes(out)
-    changed = compare(["gru"], data=tiny_dataset, output=out, **{**TINY, "max_epochs": 1})
+    changed = compare(["gru"], data=data, output=out, **{**TINY, "max_epochs": 1})
     assert changed.runs[0].action == "trained" and changed.runs[0].run_dir.name == "gru-seed0-2"
     after = mtimes(out)
     assert {k: after[k] for k in before} == before
@@ -107,14 +130,6 @@ def test_two_seeds_give_mean_and_std_and_paper_says_when_data_is_no_benchmark(ti
     rendered = recording_console()
     rendered.print(results_table(result))
     assert "±" in rendered.file.getvalue()
-
-
-def test_benchmarks_are_recognised_by_their_split_piece_counts():
-    assert recognise_benchmark(fake_dataset((229, 76, 77), frames=1)) == "JSB Chorales"
-    assert recognise_benchmark(fake_dataset((694, 173, 170), frames=1)) == "Nottingham"
-    assert recognise_benchmark(fake_dataset((524, 135, 124), frames=1)) == "MuseData"
-    assert recognise_benchmark(fake_dataset((87, 12, 25), frames=1)) == "Piano-midi"
-    assert recognise_benchmark(fake_dataset((229, 76, 78), frames=1)) is None
 
 
 def test_paper_numbers_stand_beside_the_measured_ones_on_a_benchmark(tmp_path):

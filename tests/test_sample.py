@@ -16,7 +16,8 @@ from rich.console import Console
 from seqgate import sample
 from seqgate.errors import UserError
 from seqgate.metrics import roll_statistics
-from seqgate.model import NextStepModel, shift_right
+from seqgate.heads import RANDOM_BLOCK_FRAMES
+from seqgate.model import NextStepModel, load_model, shift_right
 from seqgate.roll import read_midi_roll, roll_to_notes
 
 from conftest import scale, write_midi
@@ -85,7 +86,7 @@ def test_generation_is_seeded_and_leaves_the_model_mode_alone():
     np.testing.assert_array_equal(first, sample.generate(model, 4, 50, seed=5))
     assert not np.array_equal(first, sample.generate(model, 4, 50, seed=6))
     # The random numbers come in fixed blocks of frames: a longer piece starts the same way.
-    longer = sample.generate(model, 4, sample.RANDOM_BLOCK_FRAMES + 30, seed=5)
+    longer = sample.generate(model, 4, RANDOM_BLOCK_FRAMES + 30, seed=5)
     np.testing.assert_array_equal(longer[:, :50], first)
 
 
@@ -169,7 +170,7 @@ def test_the_primer_leads_the_output_unless_asked_not_to(tmp_path, primer_in_out
     report = sample.sample_to_midi(run, tmp_path / "out.mid", frames=24, seed=4,
                                    primer=primer_path, primer_frames=10,
                                    primer_in_output=primer_in_output)
-    model = sample.load_model(run / "best.pt")[0]
+    model = load_model(run / "best.pt")[0]
     continuation = sample.generate(model, 1, 24, seed=4, primer=primer_roll)[0]
     assert report.primer_frames == 10
     if primer_in_output:

@@ -1,124 +1,24 @@
-"""`seqgate prepare`: benchmark imports, safe pickles, bad files, crashing parsers, splits."""
+"""`seqgate prepare`: MIDI folders, bad files, crashing and hanging parsers, splits, user errors."""
 
 import json
-import os
-import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.io
 
-from conftest import scale, write_midi
-from seqgate import corpus
-from seqgate.corpus import (hash_split, load_dataset, parse_split_spec, prepare_dataset,
-                            dataset_statistics)
+from conftest import assert_one_line_error, run_cli, scale, write_midi
+from seqgate import prepare, workers
+from seqgate.dataset import dataset_statistics, load_dataset
 from seqgate.errors import UserError
+from seqgate.prepare import hash_split, parse_split_spec, prepare_dataset
 
 PIECE = [{"notes": scale(60) + [(48, 0, 8)], "program": 19}]
-
-
-def run_cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "seqgate", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=120)
-
-
-def assert_one_line_error(result):
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def make_folder(root: Path, names) -> Path:
     for name in names:
         write_midi(root / name, PIECE)
     return root
-
-
-# ---- benchmark files
-
-def test_jsb_mat_round_trips_frame_for_frame(tmp_path, datasets_dir):
-    source = datasets_dir / "JSB_Chorales.mat"
-    summary = prepare_dataset([source], tmp_path / "jsb.npz")
-    assert summary.pieces_per_split == {"train": 229, "valid": 76, "test": 77}
-    assert summary.frames_per_split == {"train": 13807, "valid": 4602, "test": 4725}
-    dataset = load_dataset(tmp_path / "jsb.npz")
-    assert dataset.frames_per_quarter == 1 and dataset.meta["source"] == "JSB_Chorales.mat"
-    assert dataset.split_names("train")[3] == "JSB_Chorales/train/0003"
-    mat = scipy.io.loadmat(str(source))
-    for split, variable in [("train", "traindata"), ("valid", "validdata"), ("test", "testdata")]:
-        expected = [np.asarray(piece, dtype=bool) for piece in mat[variable].ravel()]
-        got = dataset.split(split)
-        assert len(got) == len(expected)
-        assert all(np.array_equal(a, b) for a, b in zip(got, expected))
-
-
-def test_nottingham_mat_keeps_its_splits(tmp_path, datasets_dir):
-    summary = prepare_dataset([datasets_dir / "Nottingham.mat"], tmp_path / "n.npz")
-    assert summary.pieces_per_split == {"train": 694, "valid": 173, "test": 170}
-    assert load_dataset(tmp_path / "n.npz").frames_per_quarter == 2
-
-
-def test_boulanger_lewandowski_pickle_round_trips(tmp_path):
-    rng = np.random.default_rng(0)
-    data = {split: [[tuple(int(p) for p in rng.choice(np.arange(21, 109), rng.integers(0, 5), replace=False))
-                     for _ in range(rng.integers(5, 30))] for _ in range(count)]
-            for split, count in [("train", 4), ("valid", 2), ("test", 3)]}
-    data["train"][0][0] = [60.0, 64]  # Python 2 pickles hold floats now and then
-    data["train"][0][1] = [10, 60]  # below the keyboard: dropped and counted
-    path = tmp_path / "bench.pickle"
-    path.write_bytes(pickle.dumps(data, protocol=2))
-    summary = prepare_dataset([path], tmp_path / "b.npz")
-    assert summary.pieces_per_split == {"train": 4, "valid": 2, "test": 3}
-    assert summary.dropped_out_of_range == 1
-    dataset = load_dataset(tmp_path / "b.npz")
-    assert dataset.frames_per_quarter is None  # not a benchmark we know the grid of
-    for split in ("train", "valid", "test"):
-        for roll, piece in zip(dataset.split(split), data[split]):
-            assert len(roll) == len(piece)
-            for frame, pitches in zip(roll, piece):
-                expected = sorted(int(p) for p in pitches if 21 <= p <= 108)
-                assert list(np.flatnonzero(frame) + 21) == expected
-
-
-class _Sneaky:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):  # unpickling this would create a folder: proof that code ran
-        return (os.mkdir, (self.marker,))
-
-
-def test_pickle_that_would_run_code_is_refused_in_one_line(tmp_path):
-    marker = tmp_path / "code-ran"
-    path = tmp_path / "evil.pkl"
-    path.write_bytes(pickle.dumps({"train": [[_Sneaky(str(marker))]], "valid": [], "test": []}))
-    result = run_cli("prepare", path, "-o", tmp_path / "out.npz")
-    assert_one_line_error(result)
-    assert "refused" in result.stderr and "posix.mkdir" in result.stderr
-    assert not marker.exists() and not (tmp_path / "out.npz").exists()
-
-
-@pytest.mark.parametrize("payload, message", [
-    ({"train": [[{1, 2}]], "valid": [], "test": []}, "holds a set"),
-    ({"train": [], "valid": []}, "train/valid/test"),
-    ({"train": [[["C4"]]], "valid": [], "test": []}, "whole MIDI pitches"),
-    ([1, 2, 3], "train/valid/test"),
-])
-def test_pickle_with_the_wrong_structure_is_a_user_error(tmp_path, payload, message):
-    path = tmp_path / "odd.pickle"
-    path.write_bytes(pickle.dumps(payload, protocol=4))
-    with pytest.raises(UserError, match=message):
-        prepare_dataset([path], tmp_path / "out.npz")
-
-
-def test_a_file_that_is_not_a_pickle_is_a_user_error(tmp_path):
-    path = tmp_path / "noise.pkl"
-    path.write_bytes(b"\x00\x01 not a pickle")
-    with pytest.raises(UserError, match="not a readable pickle"):
-        prepare_dataset([path], tmp_path / "out.npz")
 
 
 # ---- MIDI folders
@@ -162,8 +62,8 @@ def test_prepared_pieces_carry_their_tempo_program_and_flags(tmp_path):
 
 @pytest.mark.parametrize("fork", [True, False], ids=["forked-workers", "fresh-interpreters"])
 def test_a_crashing_or_hanging_parser_costs_only_that_file(tmp_path, monkeypatch, fork):
-    monkeypatch.setattr(corpus, "_fork_is_safe", lambda: fork)
-    monkeypatch.setenv(corpus.FAULT_ENV, "crash:c.mid,hang:f.mid")
+    monkeypatch.setattr(workers, "fork_is_safe", lambda: fork)
+    monkeypatch.setenv(workers.FAULT_ENV, "crash:c.mid,hang:f.mid")
     folder = make_folder(tmp_path / "in", [f"{name}.mid" for name in "abcdefgh"])
     summary = prepare_dataset([folder], tmp_path / "d.npz", workers=2, file_timeout=1.0)
     assert summary.skipped == [("in/c.mid", "crashed the parser"), ("in/f.mid", "timed out after 1 s")]
@@ -254,8 +154,8 @@ def test_all_files_bad_is_a_user_error_with_the_report_written(tmp_path):
 
 
 def test_no_paths_means_the_bundled_corpus(tmp_path, monkeypatch):
-    assert corpus.bundled_corpus_dir().is_dir()
-    monkeypatch.setattr(corpus, "bundled_corpus_dir", lambda: tmp_path / "bundled")
+    assert prepare.bundled_corpus_dir().is_dir()
+    monkeypatch.setattr(prepare, "bundled_corpus_dir", lambda: tmp_path / "bundled")
     (tmp_path / "bundled").mkdir()
     with pytest.raises(UserError, match="bundled corpus has no MIDI"):
         prepare_dataset([], tmp_path / "d.npz")

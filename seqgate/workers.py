@@ -1,0 +1,277 @@
+"""A process pool that survives a task crashing or hanging its worker; nothing here knows MIDI.
+
+A malformed input can crash (segfault) or hang a C++ parser, so tasks run in worker processes the
+parent watches. The parent hands a worker a chunk of tasks; the worker answers once per task, in
+order, so the parent always knows which task is in flight. If a worker dies, or spends longer than
+`timeout` on one task, the parent kills it, reports that one task as Lost and starts a fresh
+worker for the rest of the work.
+
+A worker is forked from the parent when that is safe (Linux, a single thread, torch not loaded):
+it starts in milliseconds with the `preload` modules already imported. Otherwise it is a fresh
+interpreter (`python -c`, ~0.2 s to start), never a fork of a process whose threads might hold
+locks. Either way the worker talks over two plain pipes and runs the same loop, _worker_loop, which
+calls the task function named "module:function" as function(task, options).
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+# Test hook, read when a pool starts and handed to its workers: "crash:a.mid,hang:b.mid" makes the
+# worker given a task whose base name is a.mid abort (as a segfaulting parser would), or hang.
+FAULT_ENV = "SEQGATE_TEST_FAULT"
+
+
+@dataclass(frozen=True)
+class Lost:
+    """A task that gave no result: its worker crashed ("crash"), took too long ("timeout"), or
+    the task function raised ("error"); detail says how."""
+
+    kind: str
+    detail: str
+
+
+def fork_is_safe() -> bool:
+    """Forking copies one thread only: safe while this process has no other threads (or torch)."""
+    return sys.platform == "linux" and threading.active_count() == 1 and "torch" not in sys.modules
+
+
+def faults_from_env() -> dict[str, str]:
+    """The test hook: {task base name: "crash" or "hang"} from SEQGATE_TEST_FAULT."""
+    faults = {}
+    for item in filter(None, os.environ.get(FAULT_ENV, "").split(",")):
+        kind, _, name = item.partition(":")
+        faults[name] = kind
+    return faults
+
+
+class _Worker:
+    """One parser process and the parent's ends of its two pipes."""
+
+    def __init__(self, setup, others: list[_Worker]):
+        from multiprocessing.connection import Connection
+
+        task_read, task_write = os.pipe()
+        answer_read, answer_write = os.pipe()
+        if fork_is_safe():
+            # The child must not keep the other workers' pipe ends open, or they would never
+            # see end-of-file when the parent goes away.
+            parent_ends = [task_write, answer_read] + [fd for w in others for fd in w.fds()]
+            self.process = _ForkedProcess(lambda: _worker_loop(task_read, answer_write), parent_ends)
+        else:
+            package_root = str(Path(__file__).resolve().parent.parent)
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+                filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", "from seqgate.workers import _worker_main; _worker_main()",
+                 str(task_read), str(answer_write)],
+                pass_fds=(task_read, answer_write), stdin=subprocess.DEVNULL, env=env)
+        os.close(task_read)
+        os.close(answer_write)
+        self.tasks = Connection(task_write, readable=False)
+        self.answers = Connection(answer_read, writable=False)
+        self.tasks.send(setup)
+        self.ready = False  # set once the worker says its imports are done
+        self.in_flight: deque[int] = deque()  # indices sent, not yet answered, in order
+        self.since = 0.0  # when the file at the head of in_flight started
+
+    def fds(self) -> list[int]:
+        return [c.fileno() for c in (self.tasks, self.answers) if not c.closed]
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self.tasks.close()
+        self.answers.close()
+
+
+class _ForkedProcess:
+    """Just enough of subprocess.Popen (poll, kill, wait) for a worker made with os.fork()."""
+
+    def __init__(self, run, close_in_child: list[int]):
+        self.returncode = None
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: run, then leave without the parent's exit handlers
+            code = 1
+            try:
+                faulthandler.disable()  # a parser crash is reported by the parent, no dump
+                for fd in close_in_child:
+                    os.close(fd)
+                run()
+                code = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout)
+            time.sleep(0.002)
+        return self.returncode
+
+
+class WorkerPool:
+    """Run function(task, options) for every task in `n_workers` watched processes.
+
+    function: "module:name" of a module-level function, importable in a fresh interpreter.
+    tasks: strings (file paths, say); the test hook matches their base names.
+    preload: modules imported here before the workers fork, so each starts with them loaded.
+    """
+
+    def __init__(self, function: str, tasks: list[str], options, n_workers: int, timeout: float,
+                 preload: tuple[str, ...] = ()):
+        self.tasks, self.timeout = tasks, timeout
+        self.setup = (function, options, faults_from_env())
+        self.pending: deque[int] = deque(range(len(tasks)))
+        # Chunks small enough to balance the load, large enough that IPC stays cheap.
+        self.chunk = max(1, min(32, len(tasks) // (n_workers * 8)))
+        if fork_is_safe():
+            for module in (function.partition(":")[0], *preload):
+                importlib.import_module(module)  # imported once here, inherited by every fork
+        self.workers: list[_Worker] = []
+        for _ in range(n_workers):
+            self.workers.append(_Worker(self.setup, self.workers))
+
+    def results(self):
+        """Yield (index, the function's result or a Lost) as the workers finish tasks."""
+        from multiprocessing.connection import wait
+
+        while True:
+            for worker in self.workers:
+                if worker.ready and not worker.in_flight and self.pending:
+                    self._feed(worker)
+            starting = [w for w in self.workers if not w.ready]
+            busy = [w for w in self.workers if w.in_flight]
+            if not busy and not starting:
+                return
+            timeout = None
+            if busy:
+                timeout = max(0.0, min(w.since for w in busy) + self.timeout - time.monotonic())
+            wait([w.answers for w in starting + busy], timeout=timeout)
+            for worker in starting + busy:
+                yield from self._collect(worker)
+
+    def _feed(self, worker: _Worker) -> None:
+        chunk = [self.pending.popleft() for _ in range(min(self.chunk, len(self.pending)))]
+        worker.in_flight.extend(chunk)
+        worker.since = time.monotonic()
+        try:
+            worker.tasks.send([(i, self.tasks[i]) for i in chunk])
+        except OSError:
+            pass  # it died; _collect sees that and blames the first file of the chunk
+
+    def _collect(self, worker: _Worker):
+        died = False
+        try:
+            while worker.answers.poll():
+                message = worker.answers.recv()
+                if message == "ready":
+                    worker.ready = True
+                    continue
+                index, result = message
+                worker.in_flight.popleft()
+                worker.since = time.monotonic()
+                yield index, result
+        except (EOFError, OSError):
+            died = True
+        if not worker.ready:
+            if died:  # no task was ever given to it: a broken installation, not a bad input
+                worker.kill()
+                raise RuntimeError(f"a worker process failed to start "
+                                   f"(exit code {worker.process.returncode})")
+            return
+        if died:
+            reason = Lost("crash", f"its worker died (exit code {worker.process.poll()})")
+        elif worker.in_flight and time.monotonic() - worker.since > self.timeout:
+            reason = Lost("timeout", f"timed out after {self.timeout:g} s")
+        else:
+            return
+        if worker.in_flight:
+            lost = worker.in_flight.popleft()
+            self.pending.extendleft(reversed(worker.in_flight))  # the rest goes back in the queue
+            yield lost, reason
+        worker.kill()
+        others = [w for w in self.workers if w is not worker]
+        self.workers[self.workers.index(worker)] = _Worker(self.setup, others)
+
+    def close(self) -> None:
+        """Let idle workers exit; kill busy ones (we are here on an error or Ctrl-C)."""
+        for worker in self.workers:
+            if worker.in_flight:
+                worker.kill()
+                continue
+            try:
+                worker.tasks.send(None)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 2.0
+        for worker in self.workers:
+            try:
+                worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            worker.kill()
+
+
+def _worker_main() -> None:
+    """Entry point of a worker started as a fresh interpreter: pipe descriptors in argv."""
+    _worker_loop(int(sys.argv[1]), int(sys.argv[2]))
+
+
+def _worker_loop(task_fd: int, answer_fd: int) -> None:
+    """Run the task function on each chunk received, answer once per task, until told to stop."""
+    from multiprocessing.connection import Connection
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    tasks = Connection(task_fd, writable=False)
+    answers = Connection(answer_fd, readable=False)
+    function_name, options, faults = tasks.recv()
+    module, _, name = function_name.partition(":")
+    function = getattr(importlib.import_module(module), name)
+    answers.send("ready")
+    while True:
+        try:
+            chunk = tasks.recv()
+        except EOFError:  # the parent is gone
+            return
+        if chunk is None:
+            return
+        for index, task in chunk:
+            fault = faults.get(os.path.basename(task))
+            if fault == "crash":
+                os.abort()  # as a segfaulting parser would
+            if fault == "hang":
+                time.sleep(10**6)
+            try:
+                result = function(task, options)
+            except Exception as error:  # a bug on one input must not stop the others
+                result = Lost("error", f"{type(error).__name__}: {error}")
+            answers.send((index, result))
+
+
