@@ -12,6 +12,7 @@ from rich.table import Table
 
 from seqgate import __version__
 from seqgate.dataset import DEFAULT_DATASET, SPLITS
+from seqgate.demo import DEMO_OUTPUT
 from seqgate.errors import UserError
 from seqgate.prepare import DEFAULT_SPLIT
 from seqgate.roll import DEFAULT_FRAMES_PER_QUARTER, HIGHEST_PITCH, LOWEST_PITCH
@@ -113,6 +114,12 @@ def inspect(
                   f"   source: {stats['source']}")
 
 
+def model_head(model_config: dict) -> str:
+    """"nade 24" or "bernoulli": the head of a stored model config, with its size if it has one."""
+    head = model_config.get("head", "bernoulli")
+    return f"{head} {model_config['head_size']}" if model_config.get("head_size") else head
+
+
 class TrainDisplay:
     """The live view of `seqgate train`: an epoch bar with train NLL, valid NLL, speed and ETA."""
 
@@ -129,8 +136,8 @@ class TrainDisplay:
 
     def start(self, run_dir, info, progress) -> None:
         model = info["model_config"]
-        console.print(f"training {model['cell']} (hidden {model['hidden']}, {info['parameters']:,} "
-                      f"parameters) on {info['device']} -> {run_dir}")
+        console.print(f"training {model['cell']} (hidden {model['hidden']}, {model_head(model)} head, "
+                      f"{info['parameters']:,} parameters) on {info['device']} -> {run_dir}")
         self.bar.start()
         best = f"{progress.best_valid:.3f}" if progress.best_epoch else "-"
         self.task = self.bar.add_task("epoch", total=self.max_epochs, completed=progress.epoch,
@@ -154,6 +161,8 @@ def train(
     data: Path = typer.Option(DEFAULT_DATASET, "--data", "-d", help="Dataset file from `seqgate prepare`."),
     params: Optional[int] = typer.Option(None, "--params", help=f"Parameter budget; the hidden size is solved for it (default {DEFAULT_PARAMS})."),
     hidden: Optional[int] = typer.Option(None, "--hidden", help="Hidden units (instead of --params)."),
+    head: str = typer.Option(TrainConfig.head, "--head", help="Output of a frame: nade (RNN-NADE, keys in order) or bernoulli (independent keys, the paper's)."),
+    nade_hidden: Optional[int] = typer.Option(None, "--nade-hidden", help="NADE hidden units (default: 3/4 of the recurrent units, sized with them by --params)."),
     layers: int = typer.Option(TrainConfig.layers, "--layers", help="Stacked recurrent layers."),
     dropout: float = typer.Option(TrainConfig.dropout, "--dropout", help="Dropout on the hidden state (and between layers)."),
     recipe: str = typer.Option(TrainConfig.recipe, "--recipe", help=RECIPE_HELP + "."),
@@ -174,7 +183,8 @@ def train(
     from seqgate import train as training
 
     config = TrainConfig(
-        cell=cell, data=str(data), hidden=hidden, params=params, layers=layers, dropout=dropout,
+        cell=cell, data=str(data), hidden=hidden, params=params, head=head, nade_hidden=nade_hidden,
+        layers=layers, dropout=dropout,
         recipe=recipe, lr=lr, weight_noise=weight_noise, batch_size=batch_size, window=window, augment_transpose=augment_transpose,
         max_epochs=max_epochs, max_minutes=max_minutes, patience=patience, seed=seed, device=device)
     try:
@@ -212,12 +222,15 @@ def evaluate(
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    table = Table(title=f"{result['cell']} {result['run']} on {split} ({result['pieces']} pieces, "
+    table = Table(title=f"{result['cell']} ({result['head']} head) {result['run']} on {split} ({result['pieces']} pieces, "
                         f"{result['frames']:,} frames)")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_row("NLL per frame (nats, frames weighted equally)", f"{result['nll']:.4f}")
     table.add_row("NLL per frame, mean over pieces", f"{result['nll_per_piece']:.4f}")
+    if result["nll_from_second_frame"] is not None:
+        table.add_row("NLL per frame from each piece's second (TCN's convention)",
+                      f"{result['nll_from_second_frame']:.4f}")
     for key, label in (("accuracy", "frame accuracy (Bay et al. 2009)"), ("precision", "precision"),
                        ("recall", "recall"), ("f1", "F1")):
         table.add_row(label, f"{result[key]:.4f}")
@@ -258,7 +271,8 @@ def sample(
 def compare_command(
     cells: List[str] = typer.Argument(..., help="Cells to compare: tanh, gru, lstm."),
     data: Path = typer.Option(DEFAULT_DATASET, "--data", "-d", help="Dataset file from `seqgate prepare`."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output folder (default runs/compare-<cells>)."),
+    head: str = typer.Option(TrainConfig.head, "--head", help="Output head of every cell: nade, bernoulli, or both as bernoulli,nade (one row per cell and head)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output folder (default runs/compare-<cells>, plus -<heads> with several heads)."),
     params: int = typer.Option(DEFAULT_PARAMS, "--params", help="Parameter budget for every cell; each hidden size is solved for it."),
     seeds: int = typer.Option(1, "--seeds", help="Runs per cell, seeds 0..K-1; the table shows mean ± std."),
     max_epochs: int = typer.Option(TrainConfig.max_epochs, "--max-epochs", envvar="SEQGATE_MAX_EPOCHS", help="Per run."),
@@ -269,37 +283,38 @@ def compare_command(
     paper: bool = typer.Option(False, "--paper", help="Show Chung et al. 2014's Table 2 numbers beside these (benchmark corpora only)."),
 ) -> None:
     """Train several cells under the same conditions: one table (the paper's Table 2), one set of curves."""
-    from seqgate import compare as comparing
+    from seqgate.compare import compare
+    from seqgate.report import results_table
     from seqgate.train import Interrupted
 
     try:
-        result = comparing.compare(
-            cells, data=data, output=output, params=params, seeds=seeds, max_epochs=max_epochs,
+        result = compare(
+            cells, heads=[h.strip() for h in head.split(",") if h.strip()], data=data, output=output, params=params, seeds=seeds, max_epochs=max_epochs,
             max_minutes=max_minutes, jobs=jobs, recipe=recipe, device=device, paper=paper,
             console=console, display_factory=TrainDisplay)
     except Interrupted as stopped:
         Console(stderr=True).print(f"interrupted ({stopped}); run the same command again to continue: "
                                    "finished runs are reused, unfinished ones resume from last.pt")
         raise typer.Exit(130)
-    console.print(comparing.results_table(result))
+    console.print(results_table(result))
     console.print(f"wrote {result.files['report']}, {result.files['results'].name} and "
                   f"{result.files['curves'].name}")
 
 
 @app.command("demo")
 def demo_command(
-    output: Path = typer.Option(Path("seqgate-demo"), "-o", "--output", help="Folder for everything the demo writes."),
+    output: Path = typer.Option(DEMO_OUTPUT, "-o", "--output", help="Folder for everything the demo writes."),
     max_epochs: Optional[int] = typer.Option(None, "--max-epochs", envvar="SEQGATE_MAX_EPOCHS", help="Per run (default: the demo's)."),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", envvar="SEQGATE_MAX_MINUTES", help="Per run (default: the demo's)."),
 ) -> None:
     """The whole pipeline on the bundled corpus in a few minutes: prepare, compare gru and lstm, sample."""
-    from seqgate import compare as comparing
     from seqgate import demo
+    from seqgate.report import results_table
     from seqgate.sample import statistics_table
 
     result = demo.run_demo(output, max_epochs=max_epochs, max_minutes=max_minutes, console=console,
                            display_factory=TrainDisplay)
-    console.print(comparing.results_table(result.comparison))
+    console.print(results_table(result.comparison))
     console.print(statistics_table(result.sample.results, result.sample.train_stats))
     console.print(f"[bold]Files[/] (all under {result.output}):")
     for what, path in result.files:

@@ -23,6 +23,9 @@ from seqgate.model import NextStepModel, few_threads_for_small_work, shift_right
 from seqgate.runs import Run
 
 EVALUATION_BATCH_SIZE = 64
+# At most this many floats per head tensor at once: long pieces are evaluated in time chunks with
+# the recurrent state carried, so a NADE's (batch, time, keys, hidden) work stays near 32 MB.
+EVALUATION_CHUNK_FLOATS = 8_000_000
 
 
 @torch.inference_mode()
@@ -30,13 +33,14 @@ def evaluate_batches(model: NextStepModel, batches: list[tuple], n_pieces: int) 
     """Likelihood and accuracy over pre-built batches of whole pieces (see padded_batches)."""
     was_training = model.training
     model.eval()
-    total_nll, total_frames = 0.0, 0
+    total_nll, total_frames, first_frames_nll = 0.0, 0, 0.0
     piece_nll = np.zeros(n_pieces)
     true_pos = false_pos = false_neg = 0
     for rolls, mask, members in batches:
-        nll, predicted, _ = model.score(shift_right(rolls), rolls)
+        nll, predicted = _score_in_chunks(model, rolls)
         nll = nll * mask
         total_nll += float(nll.sum())
+        first_frames_nll += float(nll[:, 0].sum()) if nll.shape[1] else 0.0
         frames_per_piece = mask.sum(1)
         total_frames += int(frames_per_piece.sum())
         piece_nll[members] = (nll.sum(1) / frames_per_piece).cpu().numpy()
@@ -50,9 +54,13 @@ def evaluate_batches(model: NextStepModel, batches: list[tuple], n_pieces: int) 
         raise UserError("the split has no frames to evaluate")
     precision = true_pos / max(true_pos + false_pos, 1)
     recall = true_pos / max(true_pos + false_neg, 1)
+    pieces_with_frames = sum(int((mask[:, 0]).sum()) for _, mask, _ in batches if mask.shape[1])
+    later_frames = total_frames - pieces_with_frames
     return {
         "nll": total_nll / total_frames,
         "nll_per_piece": float(piece_nll.mean()),
+        # TCN's poly_music convention: frame 0 of a piece is never a target.
+        "nll_from_second_frame": (total_nll - first_frames_nll) / later_frames if later_frames else None,
         "accuracy": true_pos / max(true_pos + false_pos + false_neg, 1),
         "precision": precision,
         "recall": recall,
@@ -60,6 +68,20 @@ def evaluate_batches(model: NextStepModel, batches: list[tuple], n_pieces: int) 
         "frames": total_frames,
         "pieces": n_pieces,
     }
+
+
+def _score_in_chunks(model: NextStepModel, rolls: torch.Tensor):
+    """model.score over the whole batch, in time chunks with the recurrent state carried."""
+    chunk = max(1, EVALUATION_CHUNK_FLOATS // (len(rolls) * model.work_per_frame()))
+    inputs = shift_right(rolls)
+    if rolls.shape[1] <= chunk:
+        nll, predicted, _ = model.score(inputs, rolls)
+        return nll, predicted
+    pieces, state = [], None
+    for start in range(0, rolls.shape[1], chunk):
+        nll, predicted, state = model.score(inputs[:, start:start + chunk], rolls[:, start:start + chunk], state)
+        pieces.append((nll, predicted))
+    return torch.cat([n for n, _ in pieces], 1), torch.cat([p for _, p in pieces], 1)
 
 
 def evaluate_rolls(model: NextStepModel, rolls: list[np.ndarray], device="cpu",

@@ -11,13 +11,21 @@ Every head has the same interface, which is all the model (model.py) uses:
   head.drawer(temperature, generator, n_pieces)
                                      a callable (features (n, F), out (n, keys), max_polyphony)
                                      -> probabilities, that draws one frame per piece into `out`
-  Head.count_parameters(features, n_keys)
+  Head.count_parameters(features, n_keys, size)
 
 BernoulliHead is Chung et al. 2014's output (and Boulanger-Lewandowski et al. 2012's RNN
 baseline): one logit per key, the keys of a frame independent given the state.
+
+NADEHead is the output of RNN-NADE (Boulanger-Lewandowski et al. 2012): a NADE (Larochelle &
+Murray 2011) over the keys of the frame, p(v) = prod_k p(v_k | v_<k), keys from low to high pitch,
+p(v_k = 1 | v_<k) = sigmoid(b_k + V_k . sigmoid(c + W_<k v_<k)), with W and V shared over time and
+the biases b and c set by the recurrent state. The running sum over keys makes all 88
+conditionals of a frame cost O(88 H) together, so the exact likelihood is one parallel pass.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -36,12 +44,18 @@ class BernoulliHead(nn.Linear):
 
     name = "bernoulli"
 
-    def __init__(self, features: int, n_keys: int):
+    def __init__(self, features: int, n_keys: int, size: int = 0):
         super().__init__(features, n_keys)
 
+    size = 0  # no hidden layer of its own
+
     @staticmethod
-    def count_parameters(features: int, n_keys: int) -> int:
+    def count_parameters(features: int, n_keys: int, size: int = 0) -> int:
         return features * n_keys + n_keys
+
+    def work_per_frame(self) -> int:
+        """Floats one frame needs in nll(): bounds how many frames evaluation takes at once."""
+        return self.out_features
 
     def nll(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(self(features), targets, reduction="none").sum(-1)
@@ -112,4 +126,129 @@ def keep_most_probable(frame: torch.Tensor, probs: torch.Tensor, limit: int) -> 
     frame.mul_(keep)
 
 
-HEADS = {BernoulliHead.name: BernoulliHead}
+class NADEHead(nn.Module):
+    """A NADE over the keys of a frame whose biases the recurrent state sets (RNN-NADE).
+
+    size: the NADE's hidden units H. Parameters: W (H x keys) and V (keys x H), shared over time;
+    the state maps to the visible biases b (keys) and the hidden biases c (H).
+    """
+
+    name = "nade"
+
+    def __init__(self, features: int, n_keys: int, size: int):
+        super().__init__()
+        if size <= 0:
+            raise ValueError("a NADE head needs at least one hidden unit")
+        self.size, self.n_keys = int(size), int(n_keys)
+        self.visible_bias = nn.Linear(features, n_keys)  # b from the state
+        self.hidden_bias = nn.Linear(features, size)  # c from the state
+        scale = 1.0 / math.sqrt(size)
+        self.W = nn.Parameter(torch.empty(size, n_keys).uniform_(-scale, scale))  # key k into h
+        self.V = nn.Parameter(torch.empty(n_keys, size).uniform_(-scale, scale))  # h to key k
+
+    @staticmethod
+    def count_parameters(features: int, n_keys: int, size: int = 0) -> int:
+        return features * n_keys + n_keys + features * size + size + 2 * n_keys * size
+
+    def work_per_frame(self) -> int:
+        return self.n_keys * self.size
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """The visible biases b (the logits a key would have with no key below it sounding)."""
+        return self.visible_bias(features)
+
+    def conditional_logits(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """All conditionals at once, teacher-forced: logit_k = b_k + V_k . sigmoid(c + W_<k v_<k).
+
+        The (..., keys, H) tensor of hidden pre-activations is the memory this head costs; the
+        caller bounds it by evaluating long pieces in time chunks.
+        """
+        below = targets.unsqueeze(-1) * self.W.t()  # (..., keys, H): what key j adds for j > it
+        # Exclusive running sum over keys: key k sees the keys strictly below it.
+        hidden = self.hidden_bias(features).unsqueeze(-2) + below.cumsum(-2) - below
+        return self.visible_bias(features) + (torch.sigmoid(hidden) * self.V).sum(-1)
+
+    def nll(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits = self.conditional_logits(features, targets)
+        return F.binary_cross_entropy_with_logits(logits, targets, reduction="none").sum(-1)
+
+    def nll_and_prediction(self, features: torch.Tensor, targets: torch.Tensor):
+        """The exact NLL, and a predicted frame formed without the true keys: keys decided from
+        low to high, each on where its probability given the keys decided below it is >= 0.5."""
+        nll = self.nll(features, targets)
+        hidden = self.hidden_bias(features)
+        visible = self.visible_bias(features)
+        predicted = torch.zeros_like(visible, dtype=torch.bool)
+        for key in range(self.n_keys):
+            on = visible[..., key] + torch.sigmoid(hidden) @ self.V[key] >= 0
+            predicted[..., key] = on
+            hidden = hidden + on.unsqueeze(-1) * self.W[:, key]
+        return nll, predicted
+
+    def init_from_frequency(self, key_frequency: torch.Tensor) -> None:
+        """Start b at the keys' training log-odds, as the Bernoulli head does (the hidden units add
+        to them once trained; at the start they add a small random amount)."""
+        p = key_frequency.clamp(1e-4, 1 - 1e-4).to(self.visible_bias.bias)
+        with torch.no_grad():
+            self.visible_bias.bias.copy_(torch.log(p) - torch.log1p(-p))
+
+    def drawer(self, temperature: float, generator: torch.Generator, n_pieces: int):
+        return _NADEDrawer(self, temperature, generator, n_pieces)
+
+
+class _NADEDrawer:
+    """Draws each frame's keys in order from low to high, exactly from the NADE.
+
+    A key that stays off changes nothing for the keys above it, so with the keys decided up to
+    position `pos`, the conditionals of every key from `pos` up to the next key drawn on are the
+    ones computed now. One pass finds, for each piece, the first key at or above `pos` whose
+    uniform number falls below its probability; that key goes on, its column joins the hidden
+    sum, and the next pass starts above it. A frame costs one pass per sounding key, plus one:
+    the work grows with the notes that sound, not with the 88 keys.
+    """
+
+    def __init__(self, head: NADEHead, temperature: float, generator: torch.Generator,
+                 n_pieces: int):
+        self.head, self.temperature, self.generator = head, temperature, generator
+        self.V_t = (head.V / temperature).t().contiguous()  # (H, keys), temperature folded in
+        self.W_t = head.W.t().contiguous()  # (keys, H): row k is what key k adds
+        self.keys = torch.arange(head.n_keys)
+        self.uniforms, self.used, self.n_pieces = None, RANDOM_BLOCK_FRAMES, n_pieces
+
+    def __call__(self, features: torch.Tensor, out: torch.Tensor,
+                 max_polyphony: int | None = None) -> torch.Tensor:
+        head, keys = self.head, self.keys
+        visible = head.visible_bias(features) / self.temperature
+        hidden = head.hidden_bias(features)
+        if self.used == RANDOM_BLOCK_FRAMES:
+            self.uniforms = torch.rand(RANDOM_BLOCK_FRAMES, self.n_pieces, head.n_keys,
+                                       generator=self.generator)
+            self.used = 0
+        uniforms = self.uniforms[self.used]
+        self.used += 1
+        out.zero_()
+        probs = torch.empty_like(visible)
+        start = torch.zeros(len(visible), 1, dtype=torch.long)  # the lowest undecided key
+        sounding = torch.zeros(len(visible), dtype=torch.long)
+        open_rows = torch.ones(len(visible), dtype=torch.bool)
+        # The cap: once a piece has `max_polyphony` keys on, every key above them stays off.
+        cap = head.n_keys + 1 if max_polyphony is None else max_polyphony
+        while True:
+            p = torch.addmm(visible, torch.sigmoid(hidden), self.V_t).sigmoid_()
+            undecided = keys >= start
+            drawn = (uniforms < p) & undecided
+            found = drawn.any(1) & open_rows & (sounding < cap)
+            first = torch.where(found, drawn.to(torch.uint8).argmax(1), head.n_keys)
+            decided_now = undecided & (keys <= first.unsqueeze(1)) & open_rows.unsqueeze(1)
+            probs = torch.where(decided_now, p, probs)
+            open_rows = found
+            if not bool(found.any()):
+                return probs
+            rows = found.nonzero().squeeze(1)
+            out[rows, first[rows]] = 1.0
+            hidden[rows] += self.W_t[first[rows]]
+            sounding += found
+            start = torch.where(found, first + 1, start.squeeze(1)).unsqueeze(1)
+
+
+HEADS = {BernoulliHead.name: BernoulliHead, NADEHead.name: NADEHead}

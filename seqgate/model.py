@@ -26,9 +26,9 @@ from torch import nn
 from seqgate.errors import UserError
 from seqgate.heads import HEADS
 from seqgate.roll import N_KEYS
+from seqgate.settings import DEFAULT_HEAD, NADE_UNITS_PER_HIDDEN
 
 CELLS = ("tanh", "gru", "lstm")
-DEFAULT_HEAD = "bernoulli"
 CELL_FUNCTIONS = {"tanh": torch.rnn_tanh_cell, "gru": torch.gru_cell, "lstm": torch.lstm_cell}
 # Number of weight blocks per cell: one for tanh, three gates for GRU, four for LSTM.
 GATE_BLOCKS = {"tanh": 1, "gru": 3, "lstm": 4}
@@ -53,25 +53,39 @@ def check_head(head: str) -> str:
     return head
 
 
+def head_size_for(head: str, hidden: int, head_size: int | None = None) -> int:
+    """The head's own size: as given, else NADE_UNITS_PER_HIDDEN x hidden for a NADE; 0 for a
+    head without hidden units of its own."""
+    if check_head(head) != "nade":
+        return 0
+    return head_size if head_size is not None else max(1, round(NADE_UNITS_PER_HIDDEN * hidden))
+
+
 def count_parameters(cell: str, hidden: int, layers: int = 1, n_keys: int = N_KEYS,
-                     head: str = DEFAULT_HEAD) -> int:
+                     head: str = DEFAULT_HEAD, head_size: int | None = None) -> int:
     """Parameters of NextStepModel, computed without building it (torch keeps two bias vectors)."""
     blocks = GATE_BLOCKS[check_cell(cell)]
     total = 0
     for layer in range(layers):
         inputs = n_keys if layer == 0 else hidden
         total += blocks * hidden * (inputs + hidden + 2)
-    return total + HEADS[check_head(head)].count_parameters(hidden, n_keys)
+    return total + HEADS[check_head(head)].count_parameters(hidden, n_keys,
+                                                            head_size_for(head, hidden, head_size))
 
 
-def hidden_for_params(cell: str, budget: int, layers: int = 1, n_keys: int = N_KEYS) -> int:
-    """The hidden size whose model has the parameter count closest to `budget` (at least 1)."""
+def hidden_for_params(cell: str, budget: int, layers: int = 1, n_keys: int = N_KEYS,
+                      head: str = DEFAULT_HEAD, head_size: int | None = None) -> int:
+    """The hidden size whose model has the parameter count closest to `budget` (at least 1).
+
+    With a NADE head and no head_size, the head grows with the hidden size (head_size_for), so
+    cell and head are sized together; with a head_size, only the hidden size is solved for.
+    """
     if budget <= 0:
         raise UserError("--params must be a positive number of parameters")
     best, best_gap = 1, math.inf
     hidden = 1
     while True:
-        gap = count_parameters(cell, hidden, layers, n_keys) - budget
+        gap = count_parameters(cell, hidden, layers, n_keys, head, head_size) - budget
         if abs(gap) < best_gap:
             best, best_gap = hidden, abs(gap)
         if gap > 0:
@@ -97,7 +111,7 @@ class NextStepModel(nn.Module):
     """
 
     def __init__(self, cell: str, hidden: int, layers: int = 1, dropout: float = 0.0,
-                 n_keys: int = N_KEYS, head: str = DEFAULT_HEAD):
+                 n_keys: int = N_KEYS, head: str = DEFAULT_HEAD, head_size: int | None = None):
         super().__init__()
         self.cell = check_cell(cell)
         self.hidden = int(hidden)
@@ -112,11 +126,13 @@ class NextStepModel(nn.Module):
         # The fused layers only drop out between layers; with one layer, dropout acts on the
         # hidden state before the output head, which is where a small model overfits.
         self.drop = nn.Dropout(dropout)
-        self.head = HEADS[self.head_name](hidden, n_keys)
+        self.head_size = head_size_for(self.head_name, self.hidden, head_size)
+        self.head = HEADS[self.head_name](hidden, n_keys, self.head_size)
 
     def config(self) -> dict:
         return {"cell": self.cell, "hidden": self.hidden, "layers": self.layers,
-                "dropout": self.dropout_p, "n_keys": self.n_keys, "head": self.head_name}
+                "dropout": self.dropout_p, "n_keys": self.n_keys, "head": self.head_name,
+                "head_size": self.head_size}
 
     def features(self, inputs: torch.Tensor, state=None):
         """inputs: (batch, time, keys) previous frames -> (what the head reads, core state)."""
@@ -143,6 +159,10 @@ class NextStepModel(nn.Module):
         features, state = self.features(inputs, state)
         nll, predicted = self.head.nll_and_prediction(features, targets)
         return nll, predicted, state
+
+    def work_per_frame(self) -> int:
+        """Floats the head's likelihood holds per frame; evaluation sizes its time chunks by it."""
+        return self.head.work_per_frame()
 
     def init_output_bias(self, key_frequency: torch.Tensor) -> None:
         """Start the head at each key's training frequency (see the head's init_from_frequency)."""
@@ -215,7 +235,8 @@ def few_threads_for_small_work(model: NextStepModel, batch: int) -> Iterator[Non
 def build_model(config: dict) -> NextStepModel:
     return NextStepModel(config["cell"], config["hidden"], config.get("layers", 1),
                          config.get("dropout", 0.0), config.get("n_keys", N_KEYS),
-                         config.get("head", DEFAULT_HEAD))
+                         # checkpoints from before heads existed hold the Bernoulli head
+                         config.get("head", "bernoulli"), config.get("head_size"))
 
 
 def load_model(path: str | Path, map_location="cpu") -> tuple[NextStepModel, dict]:

@@ -179,10 +179,11 @@ class Session:
 
     def __init__(self, config: TrainConfig, data: TrainingData, device: torch.device, run: Run):
         self.config, self.data, self.run = config, data, run
-        hidden = config.resolved_hidden()
+        hidden, head_size = config.resolved_sizes()
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
-        self.model = NextStepModel(config.cell, hidden, config.layers, config.dropout, n_keys=data.n_keys)
+        self.model = NextStepModel(config.cell, hidden, config.layers, config.dropout, n_keys=data.n_keys,
+                                   head=config.head, head_size=head_size or None)
         self.model.init_output_bias(data.key_frequency)
         self.model.to(device)
         optimizer = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}[RECIPES[config.recipe].optimizer]

@@ -10,7 +10,8 @@ import pytest
 from rich.console import Console
 
 from conftest import make_tiny_dataset
-from seqgate.compare import compare, results_table
+from seqgate.compare import compare
+from seqgate.report import results_table
 from seqgate.dataset import Dataset, save_dataset
 from seqgate.errors import UserError
 from seqgate.evaluate import evaluate_run
@@ -136,10 +137,27 @@ def test_paper_numbers_stand_beside_the_measured_ones_on_a_benchmark(tmp_path):
     data = tmp_path / "jsb-shaped.npz"
     save_dataset(fake_dataset((229, 76, 77)), data)
     result = compare(["gru"], data=data, output=tmp_path / "cmp", paper=True, params=2000, max_epochs=1)
-    assert result.paper and result.benchmark == "JSB Chorales"
+    assert result.paper and result.benchmark.name == "JSB Chorales"
     assert result.rows[0]["paper"] == {"train": 6.94, "test": 8.54}
     report = (tmp_path / "cmp" / "report.md").read_text()
     assert "paper train | paper test |" in report and "| 6.94 | 8.54 |" in report
+    assert "independently (the bernoulli head)" in report  # says which head the paper's rows used
+    assert "- RNN-NADE (Boulanger-Lewandowski 2012): 5.19-5.56" in report
+    assert "- TCN (Bai et al. 2018): 8.10" in report and "- DMM-Aug (Krishnan et al. 2017): 6.29" in report
+
+
+def test_two_heads_give_one_row_per_cell_and_head(tiny_dataset, tmp_path):
+    result = compare(["gru"], heads=["bernoulli", "nade"], data=tiny_dataset, output=tmp_path / "cmp", **TINY)
+    assert [(row["label"], row["head"]) for row in result.rows] == [("gru-bernoulli", "bernoulli"),
+                                                                      ("gru-nade", "nade")]
+    assert sorted(run.run_dir.name for run in result.runs) == ["gru-bernoulli-seed0", "gru-nade-seed0"]
+    nade = result.rows[1]
+    assert nade["head_size"] == round(0.75 * nade["hidden"]) and abs(nade["parameters"] - 2000) < 200
+    report = (tmp_path / "cmp" / "report.md").read_text()
+    assert "gru-nade: NADE with" in report and "gru-bernoulli: independent Bernoulli keys" in report
+    assert "--head bernoulli,nade" in report
+    with pytest.raises(UserError, match="unknown head"):
+        compare(["gru"], heads=["mixture"], data=tiny_dataset, output=tmp_path / "other")
 
 
 def test_two_jobs_train_in_separate_processes(tiny_dataset, tmp_path):

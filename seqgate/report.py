@@ -1,0 +1,205 @@
+"""compare's output: the terminal tables, report.md and results.json, and the command that repeats it.
+
+The NLL table is shaped like Chung et al. 2014's Table 2 (train / valid / test NLL per frame, from
+each run's best.pt); on a benchmark corpus report.md also lists the published test NLLs of other
+models (benchmarks.py), each with its source and convention.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import asdict
+
+from rich import box
+from rich.console import Group
+from rich.table import Table
+
+from seqgate.benchmarks import PAPER_CITATION
+from seqgate.dataset import SPLITS
+from seqgate.files import write_json_atomic, write_text_atomic
+from seqgate.runs import Run
+
+# Columns averaged over seeds: results.json key -> (report heading, terminal heading, decimals)
+MEASURES = {
+    "train_nll": ("train NLL", "train", 3), "valid_nll": ("valid NLL", "valid", 3),
+    "test_nll": ("test NLL", "test", 3), "test_accuracy": ("test frame acc.", "acc.", 3),
+    "best_epoch": ("best epoch", "best ep.", 0), "updates": ("updates", "updates", 0),
+    "seconds": ("seconds", "sec", 1), "seconds_per_epoch": ("s / epoch", "s/ep", 2),
+}
+
+
+def format_stat(stat: dict, decimals: int, separator: str = " ") -> str:
+    """"8.123 ± 0.045" (std over seeds, only with two or more), or "-"."""
+    if stat["mean"] is None:
+        return "-"
+    text = f"{stat['mean']:,.{decimals}f}"
+    if stat["std"] is not None:
+        text += f"{separator}± {stat['std']:,.{decimals}f}"
+    return text
+
+
+NLL_COLUMNS = ("train_nll", "valid_nll", "test_nll", "test_accuracy")
+TRAINING_COLUMNS = ("best_epoch", "updates", "seconds", "seconds_per_epoch")
+
+
+def _table_rows(comparison, keys=tuple(MEASURES), short: bool = False,
+                sizes: bool = True) -> tuple[list[str], list[list[str]]]:
+    """Headings and rows of the chosen MEASURES (the paper's columns after the NLLs)."""
+    headings = ["cell"] + (["params" if short else "parameters", "hidden"] if sizes else [])
+    headings += [MEASURES[key][1 if short else 0] for key in keys]
+    paper = comparison.paper and "test_nll" in keys
+    if paper:
+        headings += ["paper train", "paper test"]
+    rows = []
+    for row in comparison.rows:
+        cells = [row["label"]] + ([f"{row['parameters']:,}", str(row["hidden"])] if sizes else [])
+        # In the terminal the std goes under the mean, so the table stays narrow.
+        cells += [format_stat(row[key], MEASURES[key][2], "\n" if short else " ") for key in keys]
+        if paper:
+            cells += [f"{row['paper'][split]:.2f}" if row["paper"] else "-" for split in ("train", "test")]
+        rows.append(cells)
+    return headings, rows
+
+
+def _rich_table(headings: list[str], rows: list[list[str]], **options) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, **options)
+    for index, heading in enumerate(headings):
+        # Wide enough for every number and every word of the heading: a narrow terminal wraps
+        # headings between words and never cuts a number.
+        width = max([len(line) for cells in rows for line in cells[index].splitlines()]
+                    + [len(word) for word in heading.split()])
+        table.add_column(heading, justify="left" if index == 0 else "right", min_width=width)
+    for cells in rows:
+        table.add_row(*cells)
+    return table
+
+
+def results_table(comparison) -> Group:
+    """The comparison for the terminal: the NLL table (the paper's Table 2) and the training table."""
+    seeds = "1 seed" if comparison.seeds == 1 else f"mean ± std over {comparison.seeds} seeds"
+    nll = _rich_table(*_table_rows(comparison, NLL_COLUMNS, short=True),
+                      title=f"NLL per frame, {corpus_name(comparison)} ({seeds})",
+                      caption="best.pt, every frame weighted equally; acc.: test frame accuracy"
+                              + (f"; paper: {PAPER_CITATION}" if comparison.paper else ""))
+    training = _rich_table(*_table_rows(comparison, TRAINING_COLUMNS, short=True, sizes=False),
+                           title="Training", caption="sec: seconds of training")
+    return Group(nll, training)
+
+
+def equivalent_command(cells, heads, data, output, params: int, seeds: int, config, jobs: int,
+                       paper: bool, extra: dict) -> str:
+    """The command line that repeats this comparison, every compare option written out."""
+    words = ["seqgate", "compare", *cells, "--head", ",".join(heads), "--data", str(data),
+             "-o", str(output),
+             "--params", str(params), "--seeds", str(seeds), "--max-epochs", str(config.max_epochs)]
+    if config.max_minutes is not None:
+        words += ["--max-minutes", f"{config.max_minutes:g}"]
+    words += ["--recipe", config.recipe]
+    if config.device != "auto":
+        words += ["--device", config.device]
+    if jobs > 1:
+        words += ["--jobs", str(jobs)]
+    if paper:
+        words.append("--paper")
+    command = shlex.join(words)
+    if extra:
+        command += "  (library call; also " + ", ".join(f"{k}={v!r}" for k, v in sorted(extra.items())) + ")"
+    return command
+
+
+def write_outputs(comparison, fingerprint: str, config) -> None:
+    """curves.png, results.json and report.md of a compare.Comparison."""
+    from seqgate.plots import plot_comparison_curves
+
+    curves = {row["label"]: [Run(run.run_dir).read_metrics() for run in comparison.runs
+                             if run.label == row["label"]] for row in comparison.rows}
+    budget = f"{comparison.rows[0]['parameters']:,}" if len(comparison.rows) == 1 else f"~{config.params:,}"
+    plot_comparison_curves(curves, comparison.files["curves"],
+                           title=f"{corpus_name(comparison)}: validation NLL, "
+                                 f"{budget} parameters")
+    first = comparison.runs[0]
+    data_info = first.summary.get("data", {})
+    results = {
+        "command": comparison.command,
+        "data": {"path": data_info.get("path", str(comparison.data)), "source": data_info.get("source"),
+                 "benchmark": comparison.benchmark.name if comparison.benchmark else None,
+                 "fingerprint": fingerprint,
+                 "pieces": data_info.get("split_pieces"),
+                 "frames": {split: first.evaluation[split]["frames"] for split in SPLITS}},
+        "settings": {"seeds": comparison.seeds, **{k: v for k, v in asdict(config).items()
+                                                   if k not in ("cell", "head", "seed", "data", "hidden")}},
+        "heads": comparison.heads,
+        "nll": "nats per frame, keys summed, every frame of a split weighted equally; best.pt",
+        "std": "sample standard deviation over seeds (n - 1), only with two or more seeds",
+        "paper": f"{PAPER_CITATION} (train, test)" if comparison.paper else None,
+        "cells": comparison.rows,
+        "runs": [run.record() for run in comparison.runs],
+    }
+    write_json_atomic(comparison.files["results"], results)
+    write_text_atomic(comparison.files["report"], _report(comparison, results))
+
+
+def corpus_name(comparison) -> str:
+    return comparison.benchmark.name if comparison.benchmark else comparison.data.name
+
+
+def _report(comparison, results: dict) -> str:
+    headings, rows = _table_rows(comparison)
+    data = results["data"]
+    pieces = data["pieces"] or {}
+    lines = [
+        f"# seqgate compare: {', '.join(row['label'] for row in comparison.rows)}",
+        "",
+        f"Dataset: `{data['path']}`" + (f" ({data['source']})" if data["source"] else "")
+        + (f", the {comparison.benchmark.name} benchmark" if comparison.benchmark else "") + ".  ",
+        "Pieces train / valid / test: " + " / ".join(str(pieces.get(s, "?")) for s in SPLITS)
+        + "; frames: " + " / ".join(f"{data['frames'][s]:,}" for s in SPLITS) + ".",
+        "",
+        "Command:",
+        "",
+        "```",
+        comparison.command,
+        "```",
+        "",
+        "Every cell: the same data, parameter budget, recipe, limits and "
+        + (f"seeds (0..{comparison.seeds - 1})" if comparison.seeds > 1 else "seed (0)") + ". NLL: nats per frame, keys summed, every frame of a split "
+        "weighted equally, from each run's best.pt (lowest validation NLL)."
+        + (" ±: standard deviation over seeds." if comparison.seeds > 1 else "")
+        + (f" Paper: {PAPER_CITATION} (train / test), whose models predict the keys of a frame "
+           "independently (the bernoulli head)." if comparison.paper else ""),
+        "",
+        "Output head: " + "; ".join(f"{row['label']}: {_head_words(row)}" for row in comparison.rows) + ".",
+        "",
+        "Training settings: " + ", ".join(f"{k} {v}" for k, v in results["settings"].items()
+                                          if k not in ("seeds",)) + ".",
+        "",
+        *(f"Note: {note}\n" for note in comparison.notes),
+        "| " + " | ".join(headings) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(headings) - 1)) + "|",
+        *("| " + " | ".join(cells) + " |" for cells in rows),
+        "",
+        "Runs:",
+        "",
+        *(f"- `{run.run_dir.name}`: {run.action}, {run.summary.get('epochs')} epochs, "
+          f"stopped by {run.summary.get('stopped') or '?'}" for run in comparison.runs),
+        "",
+        *_published_lines(comparison),
+        "![validation NLL against updates and seconds](curves.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _head_words(row: dict) -> str:
+    if row["head"] == "nade":
+        return f"NADE with {row['head_size']} hidden units (RNN-NADE)"
+    return "independent Bernoulli keys"
+
+
+def _published_lines(comparison) -> list[str]:
+    """The other published test NLLs on this benchmark, for scale."""
+    if comparison.benchmark is None or not comparison.benchmark.published:
+        return []
+    return ["Published test NLLs on this corpus (nats per frame; for latent-variable models a bound "
+            "or an estimate, see each source):", "",
+            *(f"- {model}: {value}" for model, value in comparison.benchmark.published.items()), ""]
