@@ -163,10 +163,11 @@ class NADEHead(nn.Module):
         The (..., keys, H) tensor of hidden pre-activations is the memory this head costs; the
         caller bounds it by evaluating long pieces in time chunks.
         """
-        below = targets.unsqueeze(-1) * self.W.t()  # (..., keys, H): what key j adds for j > it
-        # Exclusive running sum over keys: key k sees the keys strictly below it.
-        hidden = self.hidden_bias(features).unsqueeze(-2) + below.cumsum(-2) - below
-        return self.visible_bias(features) + (torch.sigmoid(hidden) * self.V).sum(-1)
+        # Row k of `steps` is what key k - 1 adds to the hidden sum (row 0: the bias c), so the
+        # running sum over keys gives every key the keys strictly below it, in one pass.
+        steps = torch.cat([self.hidden_bias(features).unsqueeze(-2),
+                           targets[..., :-1].unsqueeze(-1) * self.W[:, :-1].t()], -2)  # (..., keys, H)
+        return self.visible_bias(features) + (torch.sigmoid(steps.cumsum(-2)) * self.V).sum(-1)
 
     def nll(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         logits = self.conditional_logits(features, targets)

@@ -13,7 +13,7 @@ DEFAULT_PARAMS = 20_000  # the paper's Table 1 budget
 # The output distribution of a frame (heads.py): "bernoulli" (the paper's independent keys) or
 # "nade" (RNN-NADE).
 HEADS = ("bernoulli", "nade")
-DEFAULT_HEAD = "bernoulli"
+DEFAULT_HEAD = "nade"
 # Under a parameter budget a NADE head gets this many hidden units per recurrent unit: the split of
 # a 32-unit GRU with a 24-unit NADE, which reached 5.59 nats on JSB at 19,632 parameters.
 NADE_UNITS_PER_HIDDEN = 0.75

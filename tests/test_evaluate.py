@@ -13,7 +13,7 @@ from seqgate.model import NextStepModel
 
 def constant_model(probability: float) -> NextStepModel:
     """A model whose every key has the same probability whatever the input."""
-    model = NextStepModel("gru", 4)
+    model = NextStepModel("gru", 4, head="bernoulli")
     with torch.no_grad():
         model.head.weight.zero_()
         model.head.bias.fill_(math.log(probability / (1 - probability)))

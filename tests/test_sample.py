@@ -32,9 +32,8 @@ def make_run(folder: Path, *, cell="gru", hidden=12, layers=1, frames_per_quarte
     output_bias shifts every key's logit: about -3 gives sparse, music-like rolls, 0 dense ones.
     """
     torch.manual_seed(seed)
-    model = NextStepModel(cell, hidden, layers)
-    with torch.no_grad():
-        model.head.bias.add_(output_bias)
+    model = NextStepModel(cell, hidden, layers)  # the default head
+    model.init_output_bias(torch.sigmoid(torch.full((88,), float(output_bias))))
     train_roll = np.random.default_rng(seed).random((40, 88)) < 0.05
     data = {"roll_format": {"n_keys": 88, "lowest_pitch": lowest_pitch,
                             "frames_per_quarter": frames_per_quarter},
@@ -47,8 +46,9 @@ def make_run(folder: Path, *, cell="gru", hidden=12, layers=1, frames_per_quarte
 
 
 def random_model(cell="gru", hidden=12, layers=1, output_bias=0.0, seed=0) -> NextStepModel:
+    """A Bernoulli-head model, whose keys' probabilities are one forward pass away."""
     torch.manual_seed(seed)
-    model = NextStepModel(cell, hidden, layers)
+    model = NextStepModel(cell, hidden, layers, head="bernoulli")
     with torch.no_grad():
         model.head.bias.add_(output_bias)
     return model

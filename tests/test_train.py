@@ -26,8 +26,10 @@ def frame_nll(model, rolls):
 
 
 def tiny_config(data, **changes):
+    """A few seconds of training. The Bernoulli head learns the tiny corpus in a few epochs; the
+    run folder, resume and signals do not depend on the head."""
     settings = dict(data=str(data), cell="gru", hidden=8, max_epochs=4, batch_size=4, window=24,
-                    lr=0.01, seed=3)
+                    lr=0.01, seed=3, head="bernoulli")
     settings.update(changes)
     return TrainConfig(**settings)
 
@@ -61,6 +63,14 @@ def test_training_lowers_the_validation_nll_and_writes_the_run_folder(tiny_datas
     assert math.isclose(config["best_valid_nll"], min(r["valid_nll"] for r in records))
     assert summary["parameters"] == config["parameters"]
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_the_default_nade_head_learns_the_tiny_corpus(tiny_dataset, tmp_path):
+    config = tiny_config(tiny_dataset, head="nade", max_epochs=30, patience=30)
+    summary = train(config, tmp_path / "run")
+    records = read_metrics(tmp_path / "run")
+    assert summary["model_config"]["head"] == "nade" and summary["model_config"]["head_size"] == 6
+    assert records[-1]["valid_nll"] < records[0]["valid_nll"] - 0.2
 
 
 def test_same_seed_gives_the_same_numbers(tiny_dataset, tmp_path):
