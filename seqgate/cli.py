@@ -252,7 +252,7 @@ def sample(
     qpm: Optional[float] = typer.Option(None, "--qpm", help="Tempo (default: the training corpus's median, else 120)."),
     program: int = typer.Option(SAMPLE_PROGRAM, "--program", help="General MIDI program (0 = piano)."),
     velocity: int = typer.Option(SAMPLE_VELOCITY, "--velocity", help="MIDI velocity of every note (1-127)."),
-    max_polyphony: Optional[int] = typer.Option(None, "--max-polyphony", help="At most K keys per frame."),
+    max_polyphony: Optional[int] = typer.Option(None, "--max-polyphony", help="At most K keys per frame (nade: the lowest K drawn; bernoulli: the K most probable drawn)."),
     png: bool = typer.Option(False, "--png", help="Also write a piano-roll picture of each output."),
 ) -> None:
     """Sample new polyphonic music from a trained model and write it as MIDI."""

@@ -200,12 +200,13 @@ class NADEHead(nn.Module):
 class _NADEDrawer:
     """Draws each frame's keys in order from low to high, exactly from the NADE.
 
-    A key that stays off changes nothing for the keys above it, so with the keys decided up to
-    position `pos`, the conditionals of every key from `pos` up to the next key drawn on are the
-    ones computed now. One pass finds, for each piece, the first key at or above `pos` whose
-    uniform number falls below its probability; that key goes on, its column joins the hidden
-    sum, and the next pass starts above it. A frame costs one pass per sounding key, plus one:
-    the work grows with the notes that sound, not with the 88 keys.
+    A key that stays off changes nothing for the keys above it, so given the keys decided so far,
+    the conditionals of every undecided key up to the next key drawn on are the ones computed now.
+    One pass finds, for each piece, the lowest undecided key whose uniform number falls below its
+    probability; that key goes on, its column joins the hidden sum, and the next pass starts above
+    it. A frame costs one pass per sounding key, plus one: the work grows with the notes that
+    sound, not with the 88 keys. Each key's uniform number is drawn once per frame, a block of
+    frames ahead, as the Bernoulli drawer does.
     """
 
     def __init__(self, head: NADEHead, temperature: float, generator: torch.Generator,
@@ -228,28 +229,32 @@ class _NADEDrawer:
         uniforms = self.uniforms[self.used]
         self.used += 1
         out.zero_()
-        probs = torch.empty_like(visible)
-        start = torch.zeros(len(visible), 1, dtype=torch.long)  # the lowest undecided key
-        sounding = torch.zeros(len(visible), dtype=torch.long)
-        open_rows = torch.ones(len(visible), dtype=torch.bool)
-        # The cap: once a piece has `max_polyphony` keys on, every key above them stays off.
-        cap = head.n_keys + 1 if max_polyphony is None else max_polyphony
+        probs = torch.zeros_like(visible)
+        undecided = torch.ones_like(out, dtype=torch.bool)
+        sounding = torch.zeros(len(out), dtype=torch.long)
         while True:
             p = torch.addmm(visible, torch.sigmoid(hidden), self.V_t).sigmoid_()
-            undecided = keys >= start
-            drawn = (uniforms < p) & undecided
-            found = drawn.any(1) & open_rows & (sounding < cap)
-            first = torch.where(found, drawn.to(torch.uint8).argmax(1), head.n_keys)
-            decided_now = undecided & (keys <= first.unsqueeze(1)) & open_rows.unsqueeze(1)
-            probs = torch.where(decided_now, p, probs)
-            open_rows = found
+            hits = (uniforms < p) & undecided
+            found = hits.any(1)
+            # Every undecided key up to the first hit (all of them, in a row with none) is decided
+            # now, with the probability it has given the keys decided below it.
+            last = torch.where(found, hits.to(torch.uint8).argmax(1), head.n_keys)
+            upto = keys <= last.unsqueeze(1)
+            torch.where(undecided & upto, p, probs, out=probs)
             if not bool(found.any()):
                 return probs
-            rows = found.nonzero().squeeze(1)
-            out[rows, first[rows]] = 1.0
-            hidden[rows] += self.W_t[first[rows]]
-            sounding += found
-            start = torch.where(found, first + 1, start.squeeze(1)).unsqueeze(1)
+            undecided &= ~upto
+            struck = (keys == last.unsqueeze(1)) & found.unsqueeze(1)
+            out += struck
+            hidden.addmm_(struck.to(hidden.dtype), self.W_t)  # the struck key's column joins the sum
+            if max_polyphony is not None:
+                # The cap: once a piece has `max_polyphony` keys on, every key above them stays off,
+                # its probability the one it has given the keys below.
+                sounding += found
+                full = (sounding >= max_polyphony).unsqueeze(1)
+                p = torch.addmm(visible, torch.sigmoid(hidden), self.V_t).sigmoid_()
+                torch.where(undecided & full, p, probs, out=probs)
+                undecided &= ~full
 
 
 HEADS = {BernoulliHead.name: BernoulliHead, NADEHead.name: NADEHead}

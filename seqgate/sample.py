@@ -49,7 +49,9 @@ def generate(model: NextStepModel, n_pieces: int, frames: int, *, temperature: f
 
     primer: an optional bool (primer_frames, 88) roll that every piece continues from; it is fed
     through the model first and is not part of the result. temperature divides the logits (below
-    1: safer, above 1: wilder). max_polyphony: at most this many keys per new frame. Same seed,
+    1: safer, above 1: wilder). max_polyphony: at most this many keys per new frame (Bernoulli head:
+    the most probable of the keys drawn; NADE head: the first keys drawn from low to high, every key
+    above them left off). Same seed,
     same arguments, same machine -> the same pieces. on_progress(frames_done) is called now and
     then. The model is put in eval mode for the call and given back in the mode it came in.
     """
