@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from seqgate.benchmarks import BENCHMARKS, benchmark_by_key
-from seqgate.settings import HEADS
+from seqgate.heads import HEADS
 
 RNN_NADE = "RNN-NADE (Boulanger-Lewandowski 2012)"
 
