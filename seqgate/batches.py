@@ -12,6 +12,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from seqgate.dataset import Dataset
+from seqgate.roll import N_KEYS
+
 
 def training_windows(lengths: list[int], window: int, rng: np.random.Generator) -> list[tuple[int, int, int]]:
     """(piece, start, end) windows covering every frame once, cut at a random phase per piece."""
@@ -27,25 +30,56 @@ def training_windows(lengths: list[int], window: int, rng: np.random.Generator) 
     return windows
 
 
-def transpose_limits(roll: np.ndarray) -> tuple[int, int]:
+def transpose_limits(dataset: Dataset, piece: int) -> tuple[int, int]:
     """How far a piece can shift down and up without a note leaving the keyboard."""
-    keys = np.flatnonzero(roll.any(0))
-    if len(keys) == 0:
+    keys = dataset.key_range(piece)
+    if keys is None:
         return 0, 0
-    return int(keys[0]), int(roll.shape[1] - 1 - keys[-1])
+    return keys[0], N_KEYS - 1 - keys[1]
 
 
-def epoch_batches(rolls: list[torch.Tensor], limits: list[tuple[int, int]], *, window: int,
-                  batch_size: int, augment_transpose: int, rng: np.random.Generator):
-    """Yield (padded rolls (B,T,K), mask (B,T)) for one epoch; all randomness from `rng`.
+def dense_batch(dataset: Dataset, windows: list[tuple[int, int, int]], shifts=None, device=None):
+    """(rolls (B,T,K) float32, mask (B,T) bool) of (piece, start, end) windows, zero-padded.
 
-    limits: transpose_limits of each piece; augment_transpose: shift each window by a random
-    number of semitones up to this many, never moving a note off the keyboard.
+    Vectorised: the windows' notes become three index arrays and one scatter fills the batch,
+    whatever its frames. The scatter runs on `device`, so what crosses to a GPU is the notes
+    (three indices each), not frames x 88 floats. `shifts` transposes each window by that many
+    keys (the caller keeps every note on the keyboard).
     """
-    windows = training_windows([len(r) for r in rolls], window, rng)
+    longest = max(end - start for _, start, end in windows)
+    lengths = torch.tensor([end - start for _, start, end in windows])
+    rows, frames, keys = [], [], []
+    for row, (piece, start, end) in enumerate(windows):
+        counts, notes = dataset.window(piece, start, end)
+        frames.append(np.repeat(np.arange(end - start), counts))
+        rows.append(np.full(len(notes), row))
+        keys.append(notes.astype(np.int64) + (shifts[row] if shifts is not None else 0))
+    index = torch.from_numpy(np.stack([np.concatenate(rows), np.concatenate(frames),
+                                       np.concatenate(keys)]).astype(np.int64)).to(device)
+    batch = torch.zeros(len(windows), longest, N_KEYS, device=device)
+    batch[index[0], index[1], index[2]] = 1.0
+    mask = (torch.arange(longest) < lengths[:, None]).to(device)
+    return batch, mask
+
+
+def epoch_batches(dataset: Dataset, pieces: list[int], limits: list[tuple[int, int]], *,
+                  window: int, batch_size: int, augment_transpose: int, rng: np.random.Generator,
+                  rank: int = 0, world_size: int = 1, device=None):
+    """Yield (padded rolls (B,T,K), mask (B,T), frames of the whole update) for one epoch.
+
+    All randomness comes from `rng`, so every process of a torchrun job draws the same epoch.
+    pieces: the dataset's pieces to train on; limits: transpose_limits of each; augment_transpose:
+    shift each window by a random number of semitones up to this many, never off the keyboard.
+    One update takes batch_size x world_size windows; process `rank` builds every world_size-th
+    of them. Which windows form an update depends only on the global batch, so one process with
+    batch_size x world_size sees the same updates. A process left without a window (the last,
+    short update) gets a fully masked one, so it still joins the gradient exchange.
+    """
+    windows = training_windows([int(dataset.lengths[p]) for p in pieces], window, rng)
     # Sort by length (ties broken at random) so a batch wastes little on padding.
     order = np.lexsort((rng.random(len(windows)), [e - s for _, s, e in windows]))
-    groups = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    step = batch_size * world_size
+    groups = [order[i:i + step] for i in range(0, len(order), step)]
     for group_index in rng.permutation(len(groups)):
         members = [windows[i] for i in groups[group_index]]
         shifts = [0] * len(members)
@@ -53,29 +87,19 @@ def epoch_batches(rolls: list[torch.Tensor], limits: list[tuple[int, int]], *, w
             k = augment_transpose
             shifts = [int(rng.integers(-min(k, limits[p][0]), min(k, limits[p][1]) + 1))
                       for p, _, _ in members]
-        longest = max(e - s for _, s, e in members)
-        batch = torch.zeros(len(members), longest, rolls[0].shape[1])
-        mask = torch.zeros(len(members), longest, dtype=torch.bool)
-        for row, ((piece, start, end), shift) in enumerate(zip(members, shifts)):
-            segment = rolls[piece][start:end]
-            if shift:
-                segment = torch.roll(segment, shift, dims=1)  # limits guarantee nothing wraps
-            batch[row, :end - start] = segment
-            mask[row, :end - start] = True
-        yield batch, mask
+        frames = sum(e - s for _, s, e in members)
+        mine = list(range(rank, len(members), world_size))
+        chosen = [(pieces[members[i][0]], members[i][1], members[i][2]) for i in mine or [0]]
+        batch, mask = dense_batch(dataset, chosen, [shifts[i] for i in mine or [0]], device)
+        yield batch, (mask if mine else torch.zeros_like(mask)), frames
 
 
-def padded_batches(rolls: list[np.ndarray], batch_size: int, device) -> list[tuple]:
-    """Whole pieces grouped by length: (rolls (B,T,K), mask (B,T), piece indices) per batch."""
-    order = sorted(range(len(rolls)), key=lambda i: len(rolls[i]))
-    batches = []
+def padded_batches(dataset: Dataset, pieces: list[int], batch_size: int, device):
+    """Whole pieces grouped by length: yields (rolls (B,T,K), mask (B,T), positions) per batch,
+    positions indexing `pieces`. Each batch is made when it is needed, so a split of any size
+    holds one batch in memory at a time."""
+    order = sorted(range(len(pieces)), key=lambda i: int(dataset.lengths[pieces[i]]))
     for start in range(0, len(order), batch_size):
         members = order[start:start + batch_size]
-        longest = max(len(rolls[i]) for i in members)
-        batch = np.zeros((len(members), longest, rolls[members[0]].shape[1]), dtype=np.float32)
-        mask = np.zeros((len(members), longest), dtype=bool)
-        for row, i in enumerate(members):
-            batch[row, :len(rolls[i])] = rolls[i]
-            mask[row, :len(rolls[i])] = True
-        batches.append((torch.from_numpy(batch).to(device), torch.from_numpy(mask).to(device), members))
-    return batches
+        yield (*dense_batch(dataset, [(pieces[i], 0, int(dataset.lengths[pieces[i]])) for i in members],
+                            device=device), members)

@@ -93,7 +93,7 @@ def recognise(piece_counts: tuple[int, int, int]) -> Benchmark | None:
 
 
 def recognise_dataset(dataset: Dataset) -> Benchmark | None:
-    return recognise(tuple(len(dataset.split(split)) for split in SPLITS))
+    return recognise(tuple(len(dataset.indices(split)) for split in SPLITS))
 
 
 def read_benchmark(path: Path) -> tuple[Dataset, int]:
@@ -112,7 +112,7 @@ def read_benchmark(path: Path) -> tuple[Dataset, int]:
     meta = {"frames_per_quarter": known.frames_per_quarter if known else None, "source": path.name,
             "benchmark": known.name if known else None, "tempos": [None] * len(rolls),
             "programs": [None] * len(rolls), "drums": False, "transpose_to_c": False}
-    return Dataset(rolls=rolls, splits=splits, names=names, meta=meta), dropped
+    return Dataset.from_rolls(rolls, splits, names, meta), dropped
 
 
 def _read_mat(path: Path) -> dict[str, list[np.ndarray]]:

@@ -181,18 +181,24 @@ def train(
 ) -> None:
     """Train a tanh, GRU or LSTM next-step predictor; the best model by validation NLL is kept."""
     from seqgate import train as training
+    from seqgate.distributed import is_main_process
 
     config = TrainConfig(
         cell=cell, data=str(data), hidden=hidden, params=params, head=head, nade_hidden=nade_hidden,
         layers=layers, dropout=dropout,
         recipe=recipe, lr=lr, weight_noise=weight_noise, batch_size=batch_size, window=window, augment_transpose=augment_transpose,
         max_epochs=max_epochs, max_minutes=max_minutes, patience=patience, seed=seed, device=device)
+    main_process = is_main_process()  # under torchrun, one process shows progress and results
     try:
-        summary = training.train(config, run_dir, resume=resume, display=TrainDisplay(max_epochs))
+        summary = training.train(config, run_dir, resume=resume,
+                                 display=TrainDisplay(max_epochs) if main_process else None)
     except training.Interrupted as stopped:
-        Console(stderr=True).print(f"interrupted: {stopped}/last.pt holds the last finished epoch; "
-                                   f"continue with `seqgate train --resume --run-dir {stopped}`")
+        if main_process:
+            Console(stderr=True).print(f"interrupted: {stopped}/last.pt holds the last finished epoch; "
+                                       f"continue with `seqgate train --resume --run-dir {stopped}`")
         raise typer.Exit(130)
+    if not main_process:
+        return
     table = Table(title=f"{summary['model_config']['cell']} run finished ({summary['stopped']})")
     for column in ("run", "params", "epochs", "updates", "minutes", "best epoch", "best valid"):
         table.add_column(column, justify="right")

@@ -138,14 +138,14 @@ def compare(cells: list[str], *, heads: list[str] | None = None,
 
     data = Path(data)
     dataset = load_dataset(data)
-    if not dataset.split("train") or not dataset.split("valid"):
+    if not dataset.indices("train") or not dataset.indices("valid"):
         raise UserError(f"{data} needs training and validation pieces to train on")
-    if not dataset.split("test"):
+    if not dataset.indices("test"):
         raise UserError(f"{data} has no test pieces; the comparison reports test NLL")
     benchmark = recognise_dataset(dataset)
     notes = []
     if paper and benchmark is None:
-        counts = "/".join(str(len(dataset.split(s))) for s in SPLITS)
+        counts = "/".join(str(len(dataset.indices(s))) for s in SPLITS)
         notes.append(f"--paper: {data} is not one of the four benchmark corpora (its pieces "
                      f"train/valid/test are {counts}); the paper's numbers are left out")
         console.print(notes[-1])

@@ -3,8 +3,10 @@
 A numpy .npz (read with allow_pickle=False, so a stranger's file cannot run code) that stores the
 binary 88-key roll sparsely, CSR style:
 
-  pitches        uint8  (n_notes,)        key index 0..87 (MIDI pitch 21 + k) of every sounding key
-  frame_offsets  int64  (n_frames + 1,)   frame f sounds pitches[frame_offsets[f]:frame_offsets[f+1]]
+  pitches        uint8  (n_notes,)        key index 0..87 (MIDI pitch 21 + k) of every sounding key,
+                                          frame by frame, low to high within a frame
+  frame_counts   uint8  (n_frames,)       how many keys sound in each frame (format 1 stored
+                                          int64 frame_offsets instead; both are read)
   piece_offsets  int64  (n_pieces + 1,)   piece p is frames piece_offsets[p]:piece_offsets[p+1]
   split          uint8  (n_pieces,)       0 train, 1 valid, 2 test
   names          str    (n_pieces,)       where each piece came from (relative path or benchmark id)
@@ -19,8 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from array import array
+import tempfile
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,27 +34,97 @@ from seqgate.files import atomic_write
 from seqgate.roll import LOWEST_PITCH, N_KEYS
 
 SPLITS = ("train", "valid", "test")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: frame_counts (uint8) replace frame_offsets (int64)
 # `seqgate prepare` writes here and `seqgate train` reads from here when given no options.
 DEFAULT_DATASET = Path("seqgate-data.npz")
 
-@dataclass
 class Dataset:
-    """Pieces as dense boolean (frames, 88) rolls, each with its split and name."""
+    """Pieces as sparse rolls, as the file holds them: memory grows with the notes, not frames x 88.
 
-    rolls: list[np.ndarray]
-    splits: list[str]
-    names: list[str]
-    meta: dict = field(default_factory=dict)
+    pitches       uint8 (n_notes,)   the key index (0..87) of every sounding key, frame by frame
+    frame_counts  uint8 (n_frames,)  how many keys sound in each frame (at most 88)
+    lengths       int64 (n_pieces,)  frames per piece, pieces one after another
+    splits, names                    one per piece
+    Dense (frames, 88) rolls are made only for what is asked: one piece (roll), a split of a small
+    corpus (split), or a batch (batches.py).
+    """
+
+    def __init__(self, pitches: np.ndarray, frame_counts: np.ndarray, lengths: np.ndarray,
+                 splits: list[str], names: list[str], meta: dict | None = None):
+        self.pitches = np.asarray(pitches, dtype=np.uint8)
+        self.frame_counts = np.asarray(frame_counts, dtype=np.uint8)
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.splits, self.names, self.meta = list(splits), list(names), dict(meta or {})
+        self.frame_starts = np.zeros(len(self.lengths) + 1, dtype=np.int64)
+        np.cumsum(self.lengths, out=self.frame_starts[1:])
+        # Notes per piece without a running sum over every frame (8 bytes a frame).
+        notes = np.zeros(len(self.lengths), dtype=np.int64)
+        filled = self.lengths > 0
+        if filled.any():
+            notes[filled] = np.add.reduceat(self.frame_counts, self.frame_starts[:-1][filled], dtype=np.int64)
+        self.note_starts = np.zeros(len(self.lengths) + 1, dtype=np.int64)
+        np.cumsum(notes, out=self.note_starts[1:])
+
+    @classmethod
+    def from_rolls(cls, rolls: list[np.ndarray], splits: list[str], names: list[str],
+                   meta: dict | None = None) -> Dataset:
+        """From dense (frames, 88) rolls, one per piece."""
+        parts = [sparse_roll(roll) for roll in rolls]
+        return cls(np.concatenate([p for p, _ in parts]) if parts else np.zeros(0, np.uint8),
+                   np.concatenate([c for _, c in parts]) if parts else np.zeros(0, np.uint8),
+                   np.array([len(roll) for roll in rolls], dtype=np.int64), splits, names, meta)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def roll(self, piece: int, start: int = 0, end: int | None = None) -> np.ndarray:
+        """Frames start..end of one piece as a dense bool (frames, 88) roll."""
+        end = int(self.lengths[piece]) if end is None else end
+        counts, notes = self.window(piece, start, end)
+        roll = np.zeros((end - start, N_KEYS), dtype=bool)
+        roll[np.repeat(np.arange(end - start), counts), notes] = True
+        return roll
+
+    def window(self, piece: int, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+        """(keys sounding per frame, their key indices) of frames start..end of one piece."""
+        first = self.frame_starts[piece]
+        skip = int(self.frame_counts[first:first + start].sum(dtype=np.int64))
+        counts = self.frame_counts[first + start:first + end]
+        begin = self.note_starts[piece] + skip
+        return counts, self.pitches[begin:begin + int(counts.sum(dtype=np.int64))]
+
+    def indices(self, split: str) -> list[int]:
+        """The pieces of one split ('train', 'valid' or 'test'), in file order."""
+        if split not in SPLITS:
+            raise UserError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        return [i for i, s in enumerate(self.splits) if s == split]
 
     def split(self, name: str) -> list[np.ndarray]:
-        """The rolls of one split ('train', 'valid' or 'test'), in file order."""
-        if name not in SPLITS:
-            raise UserError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
-        return [roll for roll, split in zip(self.rolls, self.splits) if split == name]
+        """The dense rolls of one split: for small corpora and tests; stages use indices()."""
+        return [self.roll(i) for i in self.indices(name)]
+
+    @property
+    def rolls(self) -> list[np.ndarray]:
+        return [self.roll(i) for i in range(len(self))]
 
     def split_names(self, name: str) -> list[str]:
-        return [piece for piece, split in zip(self.names, self.splits) if split == name]
+        return [self.names[i] for i in self.indices(name)]
+
+    def frames(self, pieces) -> int:
+        return int(self.lengths[list(pieces)].sum())
+
+    def key_counts(self, pieces) -> np.ndarray:
+        """How often each key sounds over the given pieces: (88,) int64."""
+        counts = np.zeros(N_KEYS, dtype=np.int64)
+        for piece in pieces:
+            counts += np.bincount(self.pitches[self.note_starts[piece]:self.note_starts[piece + 1]],
+                                  minlength=N_KEYS)
+        return counts
+
+    def key_range(self, piece: int) -> tuple[int, int] | None:
+        """The lowest and highest key index sounding in a piece, or None when it is silent."""
+        notes = self.pitches[self.note_starts[piece]:self.note_starts[piece + 1]]
+        return (int(notes.min()), int(notes.max())) if len(notes) else None
 
     @property
     def frames_per_quarter(self) -> float | None:
@@ -66,90 +139,158 @@ class Dataset:
         }
 
 
-def save_dataset(dataset: Dataset, path: str | Path) -> None:
-    """Write the dataset atomically as a sparse, pickle-free .npz."""
-    frame_counts = [len(roll) for roll in dataset.rolls]
-    piece_offsets = np.zeros(len(dataset.rolls) + 1, dtype=np.int64)
-    np.cumsum(frame_counts, out=piece_offsets[1:])
-    if dataset.rolls:
-        dense = np.concatenate([np.asarray(r, dtype=bool) for r in dataset.rolls], axis=0)
-    else:
-        dense = np.zeros((0, N_KEYS), dtype=bool)
+def sparse_roll(roll: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A dense (frames, 88) roll -> (key indices of its sounding keys, keys sounding per frame)."""
+    roll = np.asarray(roll, dtype=bool)
     # Flat indices are sorted by frame, then key; on a 1-D array this is ~3x faster than a 2-D
     # np.nonzero, which matters for a corpus of millions of frames.
-    flat_index = np.flatnonzero(dense)
-    key_index = flat_index % N_KEYS
-    frame_offsets = np.zeros(len(dense) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(flat_index // N_KEYS, minlength=len(dense)), out=frame_offsets[1:])
-    meta = {
-        "format_version": FORMAT_VERSION,
-        "n_keys": N_KEYS,
-        "lowest_pitch": LOWEST_PITCH,
-        "seqgate_version": __version__,
-        **dataset.meta,
-    }
-    arrays = {
-        "pitches": key_index.astype(np.uint8),
-        "frame_offsets": frame_offsets,
-        "piece_offsets": piece_offsets,
-        "split": np.array([SPLITS.index(s) for s in dataset.splits], dtype=np.uint8),
-        "names": np.array(dataset.names, dtype=np.str_),
-        "meta": np.array(json.dumps(meta)),
-    }
-    path = Path(path)
-    # np.savez appends ".npz" to a bare name; a file handle keeps the name exactly as given.
-    with atomic_write(path, "wb") as handle:
-        _savez_fast(handle, arrays)
+    flat = np.flatnonzero(roll)
+    return (flat % N_KEYS).astype(np.uint8), np.count_nonzero(roll, axis=1).astype(np.uint8)
 
 
-def _savez_fast(handle, arrays: dict[str, np.ndarray]) -> None:
-    """np.savez_compressed at zlib level 1: ~5x faster to write, ~4% larger; np.load reads it."""
-    with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        for name, array in arrays.items():
-            with archive.open(name + ".npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+def save_dataset(dataset: Dataset, path: str | Path) -> dict:
+    """Write an in-memory dataset atomically (through DatasetWriter, the one writer of the format);
+    returns DatasetWriter.finish's counts."""
+    with DatasetWriter(path) as writer:
+        writer.add_dataset(dataset)
+        return writer.finish(dataset.meta, dataset.names)
+
+
+class DatasetWriter:
+    """Writes a dataset file piece by piece, in any order, holding no piece's notes in memory.
+
+    add() appends a piece's key indices and frame counts to two scratch files beside the output;
+    finish() writes the .npz with the pieces in the order of their `position`, copying each from
+    the scratch files, and renames it into place. Memory grows with the number of pieces (41 bytes
+    each, and the caller's names), never with their frames, so `prepare` runs in bounded memory on
+    any corpus. Leaving the `with` block without finish() removes the scratch files, writes nothing.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._scratch = tempfile.TemporaryDirectory(prefix=f".{self.path.name}.", dir=self.path.parent)
+        except OSError as error:
+            raise UserError(f"cannot write {self.path}: {error.strerror or error}") from None
+        folder = Path(self._scratch.name)
+        self._notes = open(folder / "pitches", "w+b")
+        self._counts = open(folder / "frame_counts", "w+b")
+        # Per piece, in arrival order: position, first note and notes in the pitch scratch file,
+        # first frame and frames in the frame-count scratch file; and its split code.
+        self._extents = {field: array("q") for field in ("position", "note", "notes", "frame", "frames")}
+        self._splits = array("B")
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._notes.close()
+        self._counts.close()
+        self._scratch.cleanup()
+
+    def __len__(self) -> int:
+        return len(self._splits)
+
+    def add(self, position: int, pitches: np.ndarray, frame_counts: np.ndarray, split: str) -> None:
+        """One piece, sparse as Dataset holds it; `position` orders the pieces in the file."""
+        for field, value in (("position", position), ("note", self._notes.tell()), ("notes", len(pitches)),
+                             ("frame", self._counts.tell()), ("frames", len(frame_counts))):
+            self._extents[field].append(value)
+        self._splits.append(SPLITS.index(split))
+        self._notes.write(np.ascontiguousarray(pitches, dtype=np.uint8).tobytes())
+        self._counts.write(np.ascontiguousarray(frame_counts, dtype=np.uint8).tobytes())
+
+    def add_dataset(self, dataset: Dataset) -> None:
+        """Every piece of an in-memory dataset, its position its index there."""
+        for piece in range(len(dataset)):
+            frame_counts, pitches = dataset.window(piece, 0, int(dataset.lengths[piece]))
+            self.add(piece, pitches, frame_counts, dataset.splits[piece])
+
+    def finish(self, meta: dict, names) -> dict:
+        """Write the file; names[position] names each piece. Returns {"pieces": {split: n},
+        "frames": {split: n}}."""
+        extents = {field: np.frombuffer(values, dtype=np.int64) for field, values in self._extents.items()}
+        order = np.argsort(extents["position"], kind="stable")
+        lengths = extents["frames"][order]
+        piece_offsets = np.zeros(len(order) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=piece_offsets[1:])
+        split_codes = np.frombuffer(self._splits, dtype=np.uint8)[order]
+        meta = {**meta, "format_version": FORMAT_VERSION, "n_keys": N_KEYS,
+                "lowest_pitch": LOWEST_PITCH, "seqgate_version": __version__}
+        self._notes.flush()
+        self._counts.flush()
+        # np.savez would append ".npz" to a bare name; a file handle keeps the name as given.
+        # zlib level 1: ~5x faster to write than np.savez_compressed, ~4% larger; np.load reads it.
+        with atomic_write(self.path, "wb") as handle, \
+                zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+            _copy_member(archive, "pitches", self._notes, extents["note"][order], extents["notes"][order])
+            _copy_member(archive, "frame_counts", self._counts, extents["frame"][order], lengths)
+            _names_member(archive, names, extents["position"][order].tolist())
+            for name, array_ in {"piece_offsets": piece_offsets, "split": split_codes,
+                                 "meta": np.array(json.dumps(meta))}.items():
+                with archive.open(name + ".npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, array_, allow_pickle=False)
+        return {"pieces": {s: int((split_codes == code).sum()) for code, s in enumerate(SPLITS)},
+                "frames": {s: int(lengths[split_codes == code].sum()) for code, s in enumerate(SPLITS)}}
+
+
+def _copy_member(archive: zipfile.ZipFile, name: str, scratch, starts: np.ndarray, sizes: np.ndarray) -> None:
+    """A uint8 .npy member made of the scratch file's (start, size) extents, one piece at a time."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
+              "shape": (int(sizes.sum()),)}
+    with archive.open(name + ".npy", "w", force_zip64=True) as member:
+        np.lib.format.write_array_header_1_0(member, header)
+        for start, size in zip(starts.tolist(), sizes.tolist()):
+            scratch.seek(start)
+            member.write(scratch.read(size))
+
+
+def _names_member(archive: zipfile.ZipFile, names, positions: list[int], chunk: int = 4096) -> None:
+    """names[p] for p in positions as one fixed-width unicode .npy member, written a chunk at a
+    time: a whole array would hold 4 bytes x the longest name for every piece at once."""
+    width = max((len(names[p]) for p in positions), default=1) or 1
+    dtype = np.dtype(f"<U{width}")
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (len(positions),)}
+    with archive.open("names.npy", "w", force_zip64=True) as member:
+        np.lib.format.write_array_header_1_0(member, header)
+        for start in range(0, len(positions), chunk):
+            member.write(np.array([names[p] for p in positions[start:start + chunk]], dtype=dtype).tobytes())
 
 
 def load_dataset(path: str | Path) -> Dataset:
-    """Read a dataset file written by save_dataset; any problem is a one-line UserError."""
+    """Read a dataset file written by save_dataset (format 2, or format 1 with frame offsets);
+    any problem is a one-line UserError."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"no dataset at {path}; run `seqgate prepare` first")
     try:
         with np.load(path, allow_pickle=False) as data:
-            pitches = data["pitches"].astype(np.int64)
-            frame_offsets = data["frame_offsets"]
+            pitches = data["pitches"]
+            if "frame_counts" in data.files:
+                frame_counts = data["frame_counts"]
+            else:  # format 1: int64 offsets, 8 bytes a frame; counts take one
+                frame_counts = np.diff(data["frame_offsets"]).astype(np.uint8)
             piece_offsets = data["piece_offsets"]
             split_codes = data["split"]
             names = [str(n) for n in data["names"]]
             meta = json.loads(str(data["meta"]))
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as error:
         raise UserError(f"{path} is not a seqgate dataset file ({error})") from None
-    n_frames = len(frame_offsets) - 1
-    dense = np.zeros((n_frames, N_KEYS), dtype=bool)
-    frame_of_note = np.repeat(np.arange(n_frames), np.diff(frame_offsets))
-    dense[frame_of_note, pitches] = True
-    rolls = [dense[a:b] for a, b in zip(piece_offsets[:-1], piece_offsets[1:])]
-    return Dataset(
-        rolls=rolls,
-        splits=[SPLITS[int(c)] for c in split_codes],
-        names=names,
-        meta=meta,
-    )
+    return Dataset(pitches, frame_counts, np.diff(piece_offsets),
+                   [SPLITS[int(c)] for c in split_codes], names, meta)
 
 
 def dataset_statistics(dataset: Dataset) -> dict:
     """Pieces, frames and mean sounding notes per frame for each split, and the pitch range."""
-    splits, used = {}, np.zeros(N_KEYS, dtype=bool)
+    splits = {}
     for split in SPLITS:
-        rolls = dataset.split(split)
-        frames = sum(len(r) for r in rolls)
-        notes = sum(int(np.count_nonzero(r)) for r in rolls)
-        splits[split] = {"pieces": len(rolls), "frames": frames,
+        pieces = dataset.indices(split)
+        frames = dataset.frames(pieces)
+        notes = int(sum(dataset.note_starts[p + 1] - dataset.note_starts[p] for p in pieces))
+        splits[split] = {"pieces": len(pieces), "frames": frames,
                          "mean_notes_per_frame": notes / frames if frames else 0.0}
-        for roll in rolls:
-            used |= np.asarray(roll, dtype=bool).any(axis=0)
-    keys = np.flatnonzero(used)
+    keys = np.flatnonzero(np.bincount(dataset.pitches, minlength=N_KEYS))
     pitch_range = (int(keys[0]) + LOWEST_PITCH, int(keys[-1]) + LOWEST_PITCH) if len(keys) else None
     return {"splits": splits, "pitch_range": pitch_range,
             "frames_per_quarter": dataset.meta.get("frames_per_quarter"),
@@ -157,15 +298,16 @@ def dataset_statistics(dataset: Dataset) -> dict:
 
 
 def dataset_fingerprint(dataset: Dataset) -> str:
-    """SHA-256 of what training sees: every roll, its split and name, and the roll format.
+    """SHA-256 of what training sees: every piece's keys, split and name, and the roll format.
 
     The file's own bytes would change with every `prepare` (it stores a creation time), so compare
     uses this to tell whether a finished run was trained on the same corpus.
     """
     digest = hashlib.sha256()
     digest.update(json.dumps(dataset.roll_format(), sort_keys=True).encode())
-    for roll, split, name in zip(dataset.rolls, dataset.splits, dataset.names):
-        roll = np.asarray(roll, dtype=bool)
-        digest.update(f"{split}\0{name}\0{roll.shape}\0".encode())
-        digest.update(np.packbits(roll).tobytes())
+    for piece, (split, name) in enumerate(zip(dataset.splits, dataset.names)):
+        first, last = dataset.frame_starts[piece], dataset.frame_starts[piece + 1]
+        digest.update(f"{split}\0{name}\0{last - first}\0".encode())
+        digest.update(dataset.frame_counts[first:last].tobytes())
+        digest.update(dataset.pitches[dataset.note_starts[piece]:dataset.note_starts[piece + 1]].tobytes())
     return digest.hexdigest()

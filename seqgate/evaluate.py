@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from seqgate.batches import padded_batches
+from seqgate.dataset import Dataset
 from seqgate.errors import UserError
 from seqgate.model import NextStepModel, few_threads_for_small_work, shift_right
 from seqgate.runs import Run
@@ -29,44 +30,49 @@ EVALUATION_CHUNK_FLOATS = 8_000_000
 
 
 @torch.inference_mode()
-def evaluate_batches(model: NextStepModel, batches: list[tuple], n_pieces: int) -> dict:
-    """Likelihood and accuracy over pre-built batches of whole pieces (see padded_batches)."""
+def evaluate_batches(model: NextStepModel, batches, reduce=None) -> dict:
+    """Likelihood and accuracy over batches of whole pieces (see batches.padded_batches).
+
+    reduce: under torchrun, a function that sums a vector over every process (World.sum), each
+    process having scored its own share of the pieces; the ratios are taken after the sums.
+    """
     was_training = model.training
     model.eval()
-    total_nll, total_frames, first_frames_nll = 0.0, 0, 0.0
-    piece_nll = np.zeros(n_pieces)
-    true_pos = false_pos = false_neg = 0
+    # nll, frames, first frames' nll, later frames, sum of per-piece NLLs, pieces, TP, FP, FN
+    totals = np.zeros(9)
     for rolls, mask, members in batches:
         nll, predicted = _score_in_chunks(model, rolls)
         nll = nll * mask
-        total_nll += float(nll.sum())
-        first_frames_nll += float(nll[:, 0].sum()) if nll.shape[1] else 0.0
         frames_per_piece = mask.sum(1)
-        total_frames += int(frames_per_piece.sum())
-        piece_nll[members] = (nll.sum(1) / frames_per_piece).cpu().numpy()
         predicted = predicted & mask.unsqueeze(-1)
         actual = rolls.bool()
-        true_pos += int((predicted & actual).sum())
-        false_pos += int((predicted & ~actual).sum())
-        false_neg += int((~predicted & actual & mask.unsqueeze(-1)).sum())
+        totals += [float(nll.sum()), int(frames_per_piece.sum()),
+                   float(nll[:, 0].sum()) if nll.shape[1] else 0.0,
+                   int(mask[:, 1:].sum()) if nll.shape[1] else 0,
+                   float((nll.sum(1) / frames_per_piece).sum()), len(members),
+                   int((predicted & actual).sum()), int((predicted & ~actual).sum()),
+                   int((~predicted & actual & mask.unsqueeze(-1)).sum())]
     model.train(was_training)
+    if reduce is not None:
+        totals = reduce(totals)
+    # Plain floats: these numbers go into checkpoints, which hold no numpy objects.
+    total_nll, total_frames, first_frames_nll, later_frames, piece_nll_sum, pieces, \
+        true_pos, false_pos, false_neg = totals.tolist()
     if total_frames == 0:
         raise UserError("the split has no frames to evaluate")
     precision = true_pos / max(true_pos + false_pos, 1)
     recall = true_pos / max(true_pos + false_neg, 1)
-    pieces_with_frames = sum(int((mask[:, 0]).sum()) for _, mask, _ in batches if mask.shape[1])
-    later_frames = total_frames - pieces_with_frames
     return {
         "nll": total_nll / total_frames,
-        "nll_per_piece": float(piece_nll.mean()),
+        "nll_per_piece": piece_nll_sum / pieces,
         # TCN's poly_music convention: frame 0 of a piece is never a target.
         "nll_from_second_frame": (total_nll - first_frames_nll) / later_frames if later_frames else None,
         "accuracy": true_pos / max(true_pos + false_pos + false_neg, 1),
         "precision": precision,
         "recall": recall,
         "f1": 2 * precision * recall / max(precision + recall, 1e-12),
-        "frames": total_frames,
-        "pieces": n_pieces,
+        "frames": int(total_frames),
+        "pieces": int(pieces),
     }
 
 
@@ -84,14 +90,22 @@ def _score_in_chunks(model: NextStepModel, rolls: torch.Tensor):
     return torch.cat([n for n, _ in pieces], 1), torch.cat([p for _, p in pieces], 1)
 
 
-def evaluate_rolls(model: NextStepModel, rolls: list[np.ndarray], device="cpu",
-                   batch_size: int = EVALUATION_BATCH_SIZE) -> dict:
-    if not rolls:
+def evaluate_pieces(model: NextStepModel, dataset: Dataset, pieces: list[int], device="cpu",
+                    batch_size: int = EVALUATION_BATCH_SIZE) -> dict:
+    """evaluate_batches over the given pieces of a dataset, a batch made at a time."""
+    if not pieces:
         raise UserError("the split has no pieces to evaluate")
     threads = few_threads_for_small_work(model, batch_size) if torch.device(device).type == "cpu" \
         else contextlib.nullcontext()
     with threads:
-        return evaluate_batches(model, padded_batches(rolls, batch_size, device), len(rolls))
+        return evaluate_batches(model, padded_batches(dataset, pieces, batch_size, device))
+
+
+def evaluate_rolls(model: NextStepModel, rolls: list[np.ndarray], device="cpu",
+                   batch_size: int = EVALUATION_BATCH_SIZE) -> dict:
+    """evaluate_pieces on dense (frames, 88) rolls."""
+    dataset = Dataset.from_rolls(rolls, ["test"] * len(rolls), [str(i) for i in range(len(rolls))])
+    return evaluate_pieces(model, dataset, list(range(len(rolls))), device, batch_size)
 
 
 def check_roll_format(expected: dict, found: dict, data_path) -> None:
@@ -118,7 +132,7 @@ def evaluate_run(run: Run | str | os.PathLike, data_path=None, split: str = "tes
         data_path = data["path"]
     dataset = load_dataset(data_path)
     check_roll_format(data.get("roll_format", {}), dataset.roll_format(), data_path)
-    result = evaluate_rolls(model.to(device), dataset.split(split), device)
+    result = evaluate_pieces(model.to(device), dataset, dataset.indices(split), device)
     result.update({"split": split, "data": str(data_path), "run": str(run),
                    "checkpoint": checkpoint_name, "cell": model.cell, "head": model.head_name})
     return result

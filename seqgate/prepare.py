@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from array import array
 import os
 import tempfile
 import time
@@ -20,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from seqgate.benchmarks import BENCHMARK_SUFFIXES, read_benchmark
-from seqgate.dataset import SPLITS, Dataset, save_dataset
+from seqgate.dataset import SPLITS, DatasetWriter, sparse_roll
 from seqgate.errors import UserError
 from seqgate.files import write_json_atomic
-from seqgate.roll import DEFAULT_FRAMES_PER_QUARTER, N_KEYS
+from seqgate.roll import DEFAULT_FRAMES_PER_QUARTER
 from seqgate.workers import Lost, WorkerPool
 
 MIDI_SUFFIXES = {".mid", ".midi"}
@@ -69,7 +70,7 @@ def prepare_dataset(paths: list[Path], output: Path, *,
     source = ", ".join(str(p) for p in paths)
     if not paths:
         paths, source = [bundled_corpus_dir()], "bundled corpus"
-        if not _midi_in(paths[0]):
+        if not paths[0].is_dir() or not _midi_in(paths[0])[0]:
             raise UserError("the bundled corpus has no MIDI files; give a folder of MIDI files")
     for path in paths:
         if not path.exists():
@@ -80,45 +81,45 @@ def prepare_dataset(paths: list[Path], output: Path, *,
         _check_writable(Path(report))
 
     benchmark = [p for p in paths if p.is_file() and p.suffix.lower() in BENCHMARK_SUFFIXES]
-    if benchmark:
-        if len(paths) > 1:
-            raise UserError(f"{benchmark[0]} is a benchmark file with its own splits; give it alone")
-        if transpose_to_c or drums:
-            console.print("[yellow]note:[/] --drums / --transpose-to-c apply to MIDI input only")
-        dataset, dropped = read_benchmark(paths[0])
-        files_found, skipped = 1, []
-    else:
-        sources = find_midi_files(paths)
-        files_found = len(sources)
-        parsed = parse_midi_files([s.path for s in sources], frames_per_quarter=frames_per_quarter,
-                                  drums=drums, transpose_to_c=transpose_to_c, workers=workers,
-                                  file_timeout=file_timeout, console=console)
-        dataset, skipped, dropped = _assemble(sources, parsed, fractions)
-        dataset.meta.update(frames_per_quarter=frames_per_quarter, source=source, drums=drums,
-                            transpose_to_c=transpose_to_c)
-
-    if report is not None:
-        write_json_atomic(report, {
-            "source": source,
-            "files_found": files_found,
-            "pieces": len(dataset.rolls),
-            "skipped": [{"file": name, "reason": reason} for name, reason in skipped],
-        })
-    if not dataset.rolls:
+    with DatasetWriter(output) as writer:
         if benchmark:
-            raise UserError(f"{paths[0]} holds no pieces")
-        first = "; ".join(f"{name}: {reason}" for name, reason in skipped[:2])
-        raise UserError(f"none of the {files_found} MIDI files could be used ({first})")
-    dataset.meta["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    save_dataset(dataset, output)
+            if len(paths) > 1:
+                raise UserError(f"{benchmark[0]} is a benchmark file with its own splits; give it alone")
+            if transpose_to_c or drums:
+                console.print("[yellow]note:[/] --drums / --transpose-to-c apply to MIDI input only")
+            dataset, dropped = read_benchmark(paths[0])
+            writer.add_dataset(dataset)
+            files_found, skipped, meta, names = 1, [], dataset.meta, dataset.names
+        else:
+            files = find_midi_files(paths)
+            files_found, names = len(files), files.names
+            skipped, dropped, meta = _parse_into(writer, files, fractions, console, options=(
+                frames_per_quarter, drums, transpose_to_c), workers=workers, file_timeout=file_timeout)
+            meta.update(frames_per_quarter=frames_per_quarter, source=source, drums=drums,
+                        transpose_to_c=transpose_to_c)
+
+        if report is not None:
+            write_json_atomic(report, {
+                "source": source,
+                "files_found": files_found,
+                "pieces": len(writer),
+                "skipped": [{"file": name, "reason": reason} for name, reason in skipped],
+            })
+        if not len(writer):
+            if benchmark:
+                raise UserError(f"{paths[0]} holds no pieces")
+            first = "; ".join(f"{name}: {reason}" for name, reason in skipped[:2])
+            raise UserError(f"none of the {files_found} MIDI files could be used ({first})")
+        meta["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        counts = writer.finish(meta, names)
     return PrepareSummary(
         output=output,
         files_found=files_found,
-        pieces_per_split={s: len(dataset.split(s)) for s in SPLITS},
-        frames_per_split={s: sum(len(r) for r in dataset.split(s)) for s in SPLITS},
+        pieces_per_split=counts["pieces"],
+        frames_per_split=counts["frames"],
         skipped=skipped,
         dropped_out_of_range=dropped,
-        source=str(dataset.meta.get("source", source)),
+        source=str(meta.get("source", source)),
     )
 
 
@@ -158,39 +159,118 @@ def bundled_corpus_dir() -> Path:
 
 # ---- finding MIDI files and their splits
 
-def find_midi_files(paths: list[Path]) -> list[MidiSource]:
-    """Every MIDI file under the given folders/files, sorted by name; UserError if none."""
-    found: dict[tuple[int, int], MidiSource] = {}
+class MidiFiles:
+    """Every MIDI file found, sorted by name, kept compact: a corpus can hold hundreds of
+    thousands of files, so each costs its relative path and a few bytes, and the per-file views
+    (MidiSource, paths) are made when asked for.
+    """
+
+    def __init__(self, roots: list[str], labels: list[str | None], root_of: np.ndarray,
+                 relative: list[str], split_codes: np.ndarray):
+        self.roots, self.labels = roots, labels  # label: the given folder's name; None for a file
+        self.root_of, self.relative, self.split_codes = root_of, relative, split_codes
+
+    def __len__(self) -> int:
+        return len(self.relative)
+
+    def path(self, i: int) -> str:
+        return os.path.join(self.roots[self.root_of[i]], self.relative[i])
+
+    def name(self, i: int) -> str:
+        label = self.labels[self.root_of[i]]
+        return self.relative[i] if label is None else f"{label}/{self.relative[i]}"
+
+    def __getitem__(self, i: int) -> MidiSource:
+        code = int(self.split_codes[i])
+        return MidiSource(Path(self.path(i)), self.name(i), self.relative[i],
+                          SPLITS[code] if code < len(SPLITS) else None)
+
+    @property
+    def paths(self) -> _View:
+        return _View(self.path, len(self))
+
+    @property
+    def names(self) -> _View:
+        return _View(self.name, len(self))
+
+
+class _View:
+    """A read-only sequence computed item by item: a list of every path would cost ~100 bytes a file."""
+
+    def __init__(self, item, length: int):
+        self.item, self.length = item, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int):
+        return self.item(i)
+
+
+def find_midi_files(paths: list[Path]) -> MidiFiles:
+    """Every MIDI file under the given folders/files, sorted by name, each file once (the same
+    file reached twice, even through a hard link, counts once); UserError if none."""
+    roots, labels, root_of, relative, splits, identities = [], [], array("i"), [], array("B"), array("Q")
     for root in paths:
         if root.is_dir():
-            folder_name = root.resolve().name
-            files = _midi_in(root)
-            if not files:
+            found, found_identities = _midi_in(root)
+            if not found:
                 raise UserError(f"no MIDI files (.mid/.midi) under {root}")
-            for path in files:
-                rel = path.relative_to(root)
-                folders = [folder_name, *rel.parent.parts]
-                _add(found, MidiSource(path, f"{folder_name}/{rel.as_posix()}", rel.as_posix(),
-                                       _split_from_folders(folders)))
+            roots.append(str(root))
+            labels.append(root.resolve().name)
+            folders_of = lambda rel: [labels[-1], *rel.split("/")[:-1]]  # noqa: E731
         elif root.suffix.lower() in MIDI_SUFFIXES:
-            _add(found, MidiSource(root, root.name, root.name,
-                                   _split_from_folders([root.resolve().parent.name])))
+            status = root.stat()
+            found, found_identities = [root.name], array("Q", [status.st_dev, status.st_ino])
+            roots.append(str(root.parent))
+            labels.append(None)
+            folders_of = lambda rel: [root.resolve().parent.name]  # noqa: E731
         else:
             raise UserError(f"{root} is not a MIDI file, a folder or a benchmark .mat/.pickle")
-    return sorted(found.values(), key=lambda s: s.name)
+        for rel in found:
+            split = _split_from_folders(folders_of(rel))
+            splits.append(SPLITS.index(split) if split else len(SPLITS))
+        root_of.extend([len(roots) - 1] * len(found))
+        relative.extend(found)
+        identities.extend(found_identities)
+    # The first of several paths to one file wins, as the paths were given; then sort by name.
+    _, first = np.unique(np.frombuffer(identities, dtype=np.uint64).reshape(-1, 2), axis=0, return_index=True)
+    files = MidiFiles(roots, labels, np.frombuffer(root_of, dtype=np.int32), relative,
+                      np.frombuffer(splits, dtype=np.uint8))
+    # Within one folder the files come sorted already; names only need comparing across folders.
+    order = np.sort(first) if len(roots) == 1 else np.array(sorted(first.tolist(), key=files.name), dtype=np.int64)
+    return MidiFiles(roots, labels, files.root_of[order], [relative[i] for i in order.tolist()],
+                     files.split_codes[order])
 
 
-def _midi_in(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
-
-
-def _add(found: dict, source: MidiSource) -> None:
-    # The same file given twice counts once. Its device and inode identify it with one stat
-    # call, where Path.resolve() costs one per path component.
-    status = source.path.stat()
-    found.setdefault((status.st_dev, status.st_ino), source)
+def _midi_in(folder: Path) -> tuple[list[str], array]:
+    """The path of every MIDI file under a folder, relative to it with "/" between parts, sorted,
+    and each file's (device, inode) pair, flat. Plain strings and arrays straight from
+    os.scandir: a Path, a tuple or a cached stat per file would cost several times the memory on
+    a big corpus, and the inode comes from the directory listing without a stat call."""
+    found, identities = [], array("Q")
+    pending = [("", str(folder))]
+    while pending:
+        prefix, directory = pending.pop()
+        try:
+            device = os.stat(directory).st_dev
+            listing = os.scandir(directory)
+        except OSError:
+            continue
+        with listing:
+            for entry in listing:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((prefix + entry.name + "/", entry.path))
+                elif os.path.splitext(entry.name)[1].lower() in MIDI_SUFFIXES and entry.is_file():
+                    if entry.is_symlink():  # the file it points to is what counts once
+                        status = os.stat(entry.path)
+                        identities.extend((status.st_dev, status.st_ino))
+                    else:
+                        identities.extend((device, entry.inode()))
+                    found.append(prefix + entry.name)
+    order = np.argsort(np.array(found, dtype=object), kind="stable")
+    pairs = np.frombuffer(identities, dtype=np.uint64).reshape(-1, 2)[order]
+    return [found[i] for i in order.tolist()], array("Q", pairs.tobytes())
 
 
 def _split_from_folders(folders: list[str]) -> str | None:
@@ -222,61 +302,67 @@ def _check_writable(path: Path) -> None:
         raise UserError(f"cannot write {path}: {error.strerror or error}") from None
 
 
-def _assemble(sources: list[MidiSource], parsed: list, fractions) -> tuple[Dataset, list, int]:
-    rolls, splits, names, tempos, programs, skipped, dropped = [], [], [], [], [], [], 0
-    for source, result in zip(sources, parsed):
-        if isinstance(result, str):
-            skipped.append((source.name, result))
-            continue
-        rolls.append(result.roll)
-        splits.append(source.split or hash_split(source.key, fractions))
-        names.append(source.name)
-        tempos.append(result.qpm)
-        programs.append(result.program)
-        dropped += result.dropped_out_of_range
-    dataset = Dataset(rolls=rolls, splits=splits, names=names,
-                      meta={"tempos": tempos, "programs": programs})
-    return dataset, skipped, dropped
+def _parse_into(writer: DatasetWriter, files: MidiFiles, fractions, console, *, options: tuple,
+                workers: int | None, file_timeout: float) -> tuple[list, int, dict]:
+    """Parse every file in the worker pool, each piece going to the writer as it arrives.
 
-
-def parse_midi_files(paths: list[Path], *, frames_per_quarter: int = DEFAULT_FRAMES_PER_QUARTER,
-                     drums: bool = False,
-                     transpose_to_c: bool = False, workers: int | None = None,
-                     file_timeout: float = DEFAULT_FILE_TIMEOUT, console=None) -> list:
-    """For each path, in order, a MidiRoll or the reason (str) it was skipped."""
+    Returns (skipped (name, reason) in file order, notes dropped off the keyboard, the metadata
+    with one tempo and one program per kept piece, in file order). Per file this holds a few
+    bytes; the notes go straight to the writer's scratch files.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    results: list = [None] * len(paths)
-    if not paths:
-        return results
-    options = (frames_per_quarter, drums, transpose_to_c)
-    n_workers = max(1, min(workers or os.cpu_count() or 1, len(paths)))
-    pool = WorkerPool("seqgate.prepare:parse_one_midi", [str(p) for p in paths], options, n_workers,
-                      file_timeout, preload=("symusic", "seqgate.roll"))
+    tempos = np.full(len(files), np.nan)
+    programs = np.full(len(files), -1, dtype=np.int16)  # -1: the file was skipped
+    skipped, dropped = {}, 0
+    n_workers = max(1, min(workers or os.cpu_count() or 1, len(files)))
+    pool = WorkerPool("seqgate.prepare:parse_one_midi", files.paths, options, n_workers, file_timeout,
+                      preload=("symusic", "seqgate.roll"))
     # No refresh thread (auto_refresh=False): the parent stays single-threaded, so replacement
     # workers can still be forked safely.
     progress = Progress("parsing MIDI", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console, transient=True, auto_refresh=False)
     try:
         with progress:
-            task = progress.add_task("parse", total=len(paths))
+            task = progress.add_task("parse", total=len(files))
             shown = time.monotonic()
             for index, result in pool.results():
-                results[index] = _unpack(result)
+                if isinstance(result, Lost):
+                    skipped[index] = {"crash": "crashed the parser", "timeout": result.detail,
+                                      "error": f"parser error ({result.detail})"}[result.kind]
+                elif isinstance(result, str):
+                    skipped[index] = result
+                else:
+                    code = int(files.split_codes[index])
+                    split = SPLITS[code] if code < len(SPLITS) else hash_split(files.relative[index], fractions)
+                    writer.add(index, result.pitches, result.frame_counts, split)
+                    tempos[index], programs[index] = result.qpm, result.program
+                    dropped += result.dropped_out_of_range
                 progress.advance(task)
                 if time.monotonic() - shown > 0.1:
                     progress.refresh()
                     shown = time.monotonic()
     finally:
         pool.close()
-    return results
+    kept = programs >= 0
+    meta = {"tempos": tempos[kept].tolist(), "programs": programs[kept].tolist()}
+    return [(files.name(i), skipped[i]) for i in sorted(skipped)], dropped, meta
 
 
+@dataclass
+class ParsedPiece:
+    """One MIDI file's roll, sparse as the dataset holds it (see dataset.Dataset)."""
+    pitches: np.ndarray  # uint8 key index of every sounding key, frame by frame
+    frame_counts: np.ndarray  # uint8 keys sounding per frame
+    qpm: float
+    program: int
+    dropped_out_of_range: int
 
 
-def parse_one_midi(path: str, options: tuple) -> tuple | str:
-    """The workers' task: one MIDI file -> its roll with bits packed (11 bytes a frame through the
-    pipe, not 88), source tempo, program and dropped notes; or the reason it is skipped."""
+def parse_one_midi(path: str, options: tuple) -> ParsedPiece | str:
+    """The workers' task: one MIDI file -> its sparse roll (about 4.5 bytes a frame through the
+    pipe and in the parent, not 88), source tempo, program and dropped notes; or the reason it is
+    skipped."""
     from seqgate.roll import BadMidi, read_midi_roll
 
     frames_per_quarter, drums, transpose_to_c = options
@@ -284,18 +370,5 @@ def parse_one_midi(path: str, options: tuple) -> tuple | str:
         parsed = read_midi_roll(path, frames_per_quarter, drums, transpose_to_c)
     except BadMidi as error:
         return str(error)
-    return (len(parsed.roll), np.packbits(parsed.roll).tobytes(), parsed.qpm, parsed.program,
-            parsed.dropped_out_of_range)
-
-
-def _unpack(result):
-    from seqgate.roll import MidiRoll
-
-    if isinstance(result, Lost):
-        return {"crash": "crashed the parser", "timeout": result.detail,
-                "error": f"parser error ({result.detail})"}[result.kind]
-    if isinstance(result, str):
-        return result
-    n_frames, packed, qpm, program, dropped = result
-    bits = np.unpackbits(np.frombuffer(packed, dtype=np.uint8), count=n_frames * N_KEYS)
-    return MidiRoll(bits.reshape(n_frames, N_KEYS).view(bool), qpm, program, dropped)
+    pitches, counts = sparse_roll(parsed.roll)
+    return ParsedPiece(pitches, counts, parsed.qpm, parsed.program, parsed.dropped_out_of_range)

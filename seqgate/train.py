@@ -11,6 +11,11 @@ Recipes:
 Batches come from batches.py, the loss from the model itself (model.nll), the run folder's files
 from runs.py. Ctrl-C or SIGTERM keeps last.pt at the last finished epoch; `--resume` continues
 from it and, on CPU, ends with exactly the numbers of an uninterrupted run.
+
+Under torchrun (`torchrun --nproc-per-node N -m seqgate train ...`) the same loop runs in every
+process: each builds its share of every update (batches.epoch_batches), DistributedDataParallel
+averages the gradients, validation is split by piece and reduced as sums (distributed.py), and
+rank 0 alone writes the run folder. `--batch-size` is per process, as in PyTorch's DDP.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import signal
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,15 +33,22 @@ import numpy as np
 import torch
 
 from seqgate import __version__
+from seqgate.distributed import World, join, leave
 from seqgate.batches import epoch_batches, padded_batches, transpose_limits
 from seqgate.dataset import SPLITS
 from seqgate.errors import UserError
-from seqgate.evaluate import evaluate_batches
+from seqgate.evaluate import EVALUATION_BATCH_SIZE, evaluate_batches
 from seqgate.model import NextStepModel, few_threads_for_small_work, shift_right
 from seqgate.runs import Run, new_run, open_run
 from seqgate.settings import RECIPES, TrainConfig
 
 PLOT_EVERY_SECONDS = 15  # redraw curves.png at most this often while training
+# The training corpus's statistics (kept in the run, shown beside samples) are taken over at most
+# this many frames of the train split, its first pieces, so they cost bounded memory.
+STATISTICS_MAX_FRAMES = 1_000_000
+# Test hook: when set to a folder, every process of a torchrun job saves its final weights there
+# (rank-<k>.pt), so a test can check that the ranks agree; the run folder stays rank 0's alone.
+RANK_WEIGHTS_ENV = "SEQGATE_TEST_RANK_WEIGHTS"
 
 
 def pick_device(name: str) -> torch.device:
@@ -85,19 +98,30 @@ def train(config: TrainConfig, run_dir: Path | None = None, resume: bool = False
 
     `display` receives progress callbacks (see cli.TrainDisplay); None trains silently.
     """
-    run = Run(run_dir) if run_dir is not None else (open_run(None) if resume else new_run(config.cell))
+    world = join(config.device)
+    try:
+        return _train(config, run_dir, resume, display, world)
+    finally:
+        leave(world)
+
+
+def _train(config: TrainConfig, run_dir: Path | None, resume: bool, display, world: World) -> dict:
+    # Rank 0 names (and for a new run, numbers) the folder; every rank reads it from there.
+    run = Run(world.from_main(lambda: str(
+        run_dir if run_dir is not None else (open_run(None) if resume else new_run(config.cell)).folder)))
     last = _last_checkpoint(run) if resume else None
     if last is not None:
         config = _resumed_config(last, config)
     config.validate()
-    device = pick_device(config.device)
-    data = TrainingData(config, device)
-    session = Session(config, data, device, run)
+    device = world.device if world.is_distributed else pick_device(config.device)
+    data = TrainingData(config, device, world)
+    session = Session(config, data, device, run, world)
     if last is not None:
         session.restore(last)
-    else:
+    elif world.is_main:
         run.start()
-    run.mark_latest()
+    if world.is_main:
+        run.mark_latest()
     if last is None:
         session.write_config("training")
         session.save_checkpoints(best=False)
@@ -113,18 +137,20 @@ def train(config: TrainConfig, run_dir: Path | None = None, resume: bool = False
             while progress.epoch < config.max_epochs and not progress.stopped:
                 started = time.perf_counter()
                 train_nll = session.train_epoch(display)
-                valid = evaluate_batches(model, data.valid_batches, data.n_valid)
+                valid = evaluate_batches(model, data.valid_batches(), reduce=world.sum)
                 session.end_epoch(train_nll, valid, started)
                 if display:
                     display.epoch(progress.history[-1], progress)
         status = "finished"
+        if os.environ.get(RANK_WEIGHTS_ENV):
+            torch.save(model.state_dict(), Path(os.environ[RANK_WEIGHTS_ENV]) / f"rank-{world.rank}.pt")
     except KeyboardInterrupt:
         status = "interrupted"
         raise Interrupted(str(run.folder)) from None
     finally:
         if display:
             display.stop()
-        if status == "finished" and progress.history:
+        if status == "finished" and progress.history and world.is_main:
             session.plot()
         summary = session.write_config(status)
     return summary
@@ -144,41 +170,59 @@ def _resumed_config(last: dict, asked: TrainConfig) -> TrainConfig:
 
 
 class TrainingData:
-    """The train split as float tensors (with transposition limits), the valid split as batches."""
+    """The dataset, sparse as stored, and which of its pieces train and validate.
 
-    def __init__(self, config: TrainConfig, device: torch.device):
+    Batches are made dense only when they are built (batches.py), so memory grows with the
+    corpus's notes, not with frames x 88.
+    """
+
+    def __init__(self, config: TrainConfig, device: torch.device, world: World):
         from seqgate.dataset import load_dataset
         from seqgate.metrics import roll_statistics
 
         dataset = load_dataset(config.data)
-        train_rolls, valid_rolls = dataset.split("train"), dataset.split("valid")
-        if not train_rolls:
+        self.dataset, self.device, self.world = dataset, device, world
+        self.train, self.valid = dataset.indices("train"), dataset.indices("valid")
+        if not self.train:
             raise UserError(f"{config.data} has no training pieces")
-        if not valid_rolls:
+        if not self.valid:
             raise UserError(f"{config.data} has no validation pieces; early stopping needs some")
-        self.n_keys = train_rolls[0].shape[1]
-        self.key_frequency = torch.from_numpy(np.concatenate(train_rolls).mean(0))
+        self.n_keys = int(dataset.roll_format()["n_keys"])
+        self.train_frames = dataset.frames(self.train)
+        self.key_frequency = torch.from_numpy(dataset.key_counts(self.train) / max(self.train_frames, 1))
         tempos = [t for t in dataset.meta.get("tempos") or [] if t]
+        described = self.train[:int(np.searchsorted(np.cumsum(dataset.lengths[self.train]),
+                                                    STATISTICS_MAX_FRAMES)) + 1]
         self.info = {
             "path": str(Path(config.data).resolve()),
             "roll_format": dataset.roll_format(),
             "source": dataset.meta.get("source"),
             "median_qpm": float(np.median(tempos)) if tempos else None,
-            "train_stats": roll_statistics(train_rolls),
-            "split_pieces": {s: len(dataset.split(s)) for s in SPLITS},
+            "train_stats": roll_statistics([dataset.roll(p) for p in described]),
+            "split_pieces": {s: len(dataset.indices(s)) for s in SPLITS},
         }
-        self.train = [torch.from_numpy(r.astype(np.float32)) for r in train_rolls]
-        self.limits = [transpose_limits(r) for r in train_rolls]
-        self.train_frames = sum(len(r) for r in train_rolls)
-        self.valid_batches = padded_batches(valid_rolls, 64, device)
-        self.n_valid = len(valid_rolls)
+        self.limits = [transpose_limits(dataset, p) for p in self.train]
+
+    def epoch(self, config: TrainConfig, rng: np.random.Generator):
+        """This process's share of each update: (batch, mask, frames of the whole update)."""
+        return epoch_batches(self.dataset, self.train, self.limits, window=config.window,
+                             batch_size=config.batch_size, augment_transpose=config.augment_transpose,
+                             rng=rng, rank=self.world.rank, world_size=self.world.size,
+                             device=self.device)
+
+    def valid_batches(self):
+        """This process's share of the valid pieces (every world-size-th); evaluate_batches
+        reduces the sums over all processes."""
+        mine = self.valid[self.world.rank::self.world.size]
+        return padded_batches(self.dataset, mine, EVALUATION_BATCH_SIZE, self.device)
 
 
 class Session:
     """One run's model, optimizer, schedule, random state and progress, and what they write."""
 
-    def __init__(self, config: TrainConfig, data: TrainingData, device: torch.device, run: Run):
-        self.config, self.data, self.run = config, data, run
+    def __init__(self, config: TrainConfig, data: TrainingData, device: torch.device, run: Run,
+                 world: World):
+        self.config, self.data, self.run, self.world = config, data, run, world
         hidden, head_size = config.resolved_sizes()
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
@@ -186,6 +230,9 @@ class Session:
                                    head=config.head, head_size=head_size or None)
         self.model.init_output_bias(data.key_frequency)
         self.model.to(device)
+        # The training loss goes through DistributedDataParallel's forward under torchrun, which
+        # is what makes backward() average the gradients of every process.
+        self.likelihood = world.wrap(Likelihood(self.model))
         optimizer = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}[RECIPES[config.recipe].optimizer]
         self.optimizer = optimizer(self.model.parameters(), lr=config.recipe_lr(),
                                    weight_decay=config.weight_decay)
@@ -197,7 +244,7 @@ class Session:
         self.last_plot = 0.0
         self.info = {"seqgate_version": __version__, "train": asdict(config),
                      "model_config": self.model.config(), "parameters": self.model.n_parameters(),
-                     "device": str(device), "data": data.info}
+                     "device": str(device), "processes": world.size, "data": data.info}
 
     def restore(self, last: dict) -> None:
         """Continue exactly where last.pt left off; the log is rewritten to match it, since an
@@ -213,17 +260,16 @@ class Session:
 
     def train_epoch(self, display) -> float:
         """One pass over the training windows; returns the epoch's mean training NLL per frame."""
-        model, config, device = self.model, self.config, next(self.model.parameters()).device
+        model, config, world = self.model, self.config, self.world
         model.train()
         nll_sum, frame_count = 0.0, 0
-        for batch, mask in epoch_batches(self.data.train, self.data.limits, window=config.window,
-                                         batch_size=config.batch_size,
-                                         augment_transpose=config.augment_transpose, rng=self.rng):
-            batch, mask = batch.to(device), mask.to(device)
+        for batch, mask, update_frames in self.data.epoch(config, self.rng):
             noise = add_weight_noise(model, self.weight_noise) if self.weight_noise else None
-            nll, _ = model.nll(shift_right(batch), batch)
+            nll = self.likelihood(shift_right(batch), batch)
             frames = int(mask.sum())
-            loss = (nll * mask).sum() / frames
+            # NLL summed over this process's frames, divided by the update's frames per process:
+            # DDP's average over processes then gives the update's mean NLL per frame.
+            loss = (nll * mask).sum() / (update_frames / world.size)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if noise is not None:
@@ -231,23 +277,25 @@ class Session:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
             self.optimizer.step()
             self.progress.updates += 1
-            nll_sum += loss.item() * frames
+            nll_sum += loss.item() * update_frames / world.size
             frame_count += frames
             if display:
-                display.batch(frames, nll_sum / frame_count)
+                display.batch(frames * world.size, nll_sum / max(frame_count, 1))
+        nll_sum, frame_count = world.sum([nll_sum, frame_count])
         return nll_sum / frame_count
 
     def end_epoch(self, train_nll: float, valid: dict, started: float) -> None:
         """The one place for an epoch's bookkeeping: schedule, early stopping, log, checkpoints."""
         progress, config = self.progress, self.config
         progress.epoch += 1
-        progress.seconds += time.perf_counter() - started
+        elapsed = self.world.max(time.perf_counter() - started)  # the time limit decides alike everywhere
+        progress.seconds += elapsed
         self.scheduler.step(valid["nll"])
         record = {"epoch": progress.epoch, "updates": progress.updates,
                   "seconds": round(progress.seconds, 3), "train_nll": train_nll,
                   "valid_nll": valid["nll"], "valid_accuracy": valid["accuracy"],
                   "lr": self.optimizer.param_groups[0]["lr"],
-                  "frames_per_second": self.data.train_frames / max(time.perf_counter() - started, 1e-9)}
+                  "frames_per_second": self.data.train_frames / max(elapsed, 1e-9)}
         improved = valid["nll"] < progress.best_valid
         if improved:
             progress.best_valid, progress.best_epoch = valid["nll"], progress.epoch
@@ -261,12 +309,16 @@ class Session:
         elif progress.epoch >= config.max_epochs:
             progress.stopped = "max epochs"
         progress.history.append(record)
+        if not self.world.is_main:
+            return
         self.run.append_metrics(record)
         self.save_checkpoints(best=improved)
         if time.perf_counter() - self.last_plot > PLOT_EVERY_SECONDS and not progress.stopped:
             self.plot()  # the last epoch's plot is drawn once, at the end
 
     def save_checkpoints(self, best: bool) -> None:
+        if not self.world.is_main:
+            return
         payload = {"format": 1, "model_config": self.model.config(), "model": self.model.state_dict(),
                    "data": self.data.info, "epoch": self.progress.epoch,
                    "valid_nll": self.progress.best_valid}
@@ -296,8 +348,20 @@ class Session:
                    "seconds": round(progress.seconds, 3), "best_epoch": progress.best_epoch,
                    "best_valid_nll": progress.best_valid if progress.best_epoch else None,
                    "stopped": progress.stopped}
-        self.run.write_config(summary)
+        if self.world.is_main:
+            self.run.write_config(summary)
         return summary
+
+
+class Likelihood(torch.nn.Module):
+    """model.nll as a module's forward, the call DistributedDataParallel wraps."""
+
+    def __init__(self, model: NextStepModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.model.nll(inputs, targets)[0]
 
 
 def add_weight_noise(model: torch.nn.Module, std: float) -> list[torch.Tensor]:

@@ -27,6 +27,7 @@ import traceback
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 # Test hook, read when a pool starts and handed to its workers: "crash:a.mid,hang:b.mid" makes the
 # worker given a task whose base name is a.mid abort (as a segfaulting parser would), or hang.
@@ -140,15 +141,18 @@ class WorkerPool:
     """Run function(task, options) for every task in `n_workers` watched processes.
 
     function: "module:name" of a module-level function, importable in a fresh interpreter.
-    tasks: strings (file paths, say); the test hook matches their base names.
+    tasks: a sequence of strings (file paths, say), read by index as they go out; the test hook
+           matches their base names.
     preload: modules imported here before the workers fork, so each starts with them loaded.
     """
 
-    def __init__(self, function: str, tasks: list[str], options, n_workers: int, timeout: float,
+    def __init__(self, function: str, tasks: Sequence[str], options, n_workers: int, timeout: float,
                  preload: tuple[str, ...] = ()):
         self.tasks, self.timeout = tasks, timeout
         self.setup = (function, options, faults_from_env())
-        self.pending: deque[int] = deque(range(len(tasks)))
+        # Tasks go out in order (next_task counts them); a crashed worker's unfinished ones come
+        # back first. A counter, not a queue of every index: a corpus can hold 10^5 files.
+        self.next_task, self.returned = 0, deque()
         # Chunks small enough to balance the load, large enough that IPC stays cheap.
         self.chunk = max(1, min(32, len(tasks) // (n_workers * 8)))
         if fork_is_safe():
@@ -164,7 +168,7 @@ class WorkerPool:
 
         while True:
             for worker in self.workers:
-                if worker.ready and not worker.in_flight and self.pending:
+                if worker.ready and not worker.in_flight and self._pending():
                     self._feed(worker)
             starting = [w for w in self.workers if not w.ready]
             busy = [w for w in self.workers if w.in_flight]
@@ -177,8 +181,14 @@ class WorkerPool:
             for worker in starting + busy:
                 yield from self._collect(worker)
 
+    def _pending(self) -> int:
+        return len(self.returned) + len(self.tasks) - self.next_task
+
     def _feed(self, worker: _Worker) -> None:
-        chunk = [self.pending.popleft() for _ in range(min(self.chunk, len(self.pending)))]
+        chunk = [self.returned.popleft() for _ in range(min(self.chunk, len(self.returned)))]
+        fresh = min(self.chunk - len(chunk), len(self.tasks) - self.next_task)
+        chunk.extend(range(self.next_task, self.next_task + fresh))
+        self.next_task += fresh
         worker.in_flight.extend(chunk)
         worker.since = time.monotonic()
         try:
@@ -214,7 +224,7 @@ class WorkerPool:
             return
         if worker.in_flight:
             lost = worker.in_flight.popleft()
-            self.pending.extendleft(reversed(worker.in_flight))  # the rest goes back in the queue
+            self.returned.extendleft(reversed(worker.in_flight))  # the rest goes out again first
             yield lost, reason
         worker.kill()
         others = [w for w in self.workers if w is not worker]

@@ -100,7 +100,7 @@ def make_tiny_dataset(path, *, pieces_per_split=(12, 4, 4), seed=0, frames_per_q
             rolls.append(roll)
             splits.append(split)
             names.append(f"tiny/{split}/{index}")
-    save_dataset(Dataset(rolls, splits, names, {"frames_per_quarter": frames_per_quarter,
+    save_dataset(Dataset.from_rolls(rolls, splits, names, {"frames_per_quarter": frames_per_quarter,
                                                 "source": "tiny test corpus",
                                                 "tempos": [100.0] * len(rolls)}), path)
     return Path(path)

@@ -34,7 +34,7 @@ def fake_dataset(counts, frames=4) -> Dataset:
             rolls.append(roll)
             splits.append(split)
             names.append(f"{split}/{index}")
-    return Dataset(rolls, splits, names, {"frames_per_quarter": 1, "source": "fake"})
+    return Dataset.from_rolls(rolls, splits, names, {"frames_per_quarter": 1, "source": "fake"})
 
 
 def mtimes(folder):

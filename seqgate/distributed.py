@@ -1,0 +1,119 @@
+"""torchrun awareness: one training run spread over several processes, GPUs or machines.
+
+torchrun starts one process per GPU (or per share of a CPU) and tells each, in its environment,
+its RANK, the WORLD_SIZE and its LOCAL_RANK on its machine; a plain `seqgate train` sees none of
+these and runs as the one process of a world of one, touching nothing here but `World()`.
+In a world of several, gradients are averaged by DistributedDataParallel (nccl between GPUs, gloo
+on CPU), every other number the processes must agree on is reduced here as sums (or a maximum),
+never as an average of averages, and rank 0 alone writes files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from seqgate.errors import UserError
+
+# The longest text (a run folder's path, or an error) that rank 0 can hand the other ranks.
+BROADCAST_TEXT_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the processes of one training run."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")  # where the collectives' tensors live
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.size > 1
+
+    def sum(self, values) -> np.ndarray:
+        """The element-wise sum of `values` over every process (float64)."""
+        values = np.asarray(values, dtype=np.float64)
+        if not self.is_distributed:
+            return values
+        tensor = torch.from_numpy(values.copy()).to(self.device)
+        torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.SUM)
+        return tensor.cpu().numpy()
+
+    def max(self, value: float) -> float:
+        """The largest `value` of any process, so that time limits decide alike everywhere."""
+        if not self.is_distributed:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
+        torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
+        return float(tensor.item())
+
+    def from_main(self, make_text):
+        """Rank 0 calls make_text(); every rank returns its result. A UserError raised on rank 0
+        is raised on every rank, so no process is left waiting for the others."""
+        if not self.is_distributed:
+            return make_text()
+        buffer = torch.zeros(BROADCAST_TEXT_BYTES, dtype=torch.uint8)
+        if self.is_main:
+            try:
+                text = "ok:" + make_text()
+            except UserError as error:
+                text = "error:" + str(error)
+            encoded = text.encode()[:BROADCAST_TEXT_BYTES - 1]
+            buffer[:len(encoded)] = torch.frombuffer(bytearray(encoded), dtype=torch.uint8)
+        buffer = buffer.to(self.device)
+        torch.distributed.broadcast(buffer, src=0)
+        text = bytes(buffer.cpu().numpy()).rstrip(b"\0").decode(errors="replace")
+        kind, _, text = text.partition(":")
+        if kind == "error":
+            raise UserError(text)
+        return text
+
+    def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
+        """DistributedDataParallel around `module` in a world of several; `module` itself in one."""
+        if not self.is_distributed:
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids)
+
+
+def join(device_name: str) -> World:
+    """The world torchrun started this process in (process group joined), or a world of one.
+
+    device_name: "auto", "cpu" or "cuda" as given to `seqgate train`; under torchrun a CUDA
+    process takes the GPU of its LOCAL_RANK and talks nccl, a CPU process talks gloo.
+    """
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return World()
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = device_name != "cpu" and torch.cuda.is_available()
+    if device_name.startswith("cuda") and not use_cuda:
+        raise UserError("--device cuda was asked for, but torch sees no CUDA GPU")
+    device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if use_cuda else "gloo")
+    return World(rank, size, local_rank, device)
+
+
+def leave(world: World) -> None:
+    if world.is_distributed and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def is_main_process() -> bool:
+    """True unless torchrun started this process as a rank other than 0 (no process group needed:
+    the CLI uses it to keep progress bars and tables to one process)."""
+    return int(os.environ.get("RANK", "0")) == 0
