@@ -2,13 +2,13 @@
 
     python bench/memory_scale.py make BIG --copies 1000     # 50 chorales x 1,000 = 50,000 files
     python bench/memory_scale.py make SMALL --copies 100    # ten times smaller
-    python bench/memory_scale.py measure BIG                 # prepare, then one epoch of training
-    python bench/memory_scale.py measure SMALL
+    python bench/memory_scale.py measure BIG SMALL           # prepare, then one epoch of training,
+                                                             # on each; then the prepare peaks' ratio
 
 `make` writes the bundled chorales again and again, each copy transposed by one of -5..+6
 semitones (symusic), so every file is its own piece. `measure` runs the real commands in a
-subprocess that reports its own peak resident memory (getrusage) and that of its largest child (a
-parser worker), then prints frames, the dataset file's size and bytes per frame. The frames per
+subprocess that reports its own peak resident memory (VmHWM, Linux) and that of its largest child
+(a parser worker, getrusage), then prints frames, the dataset file's size and bytes per frame. The frames per
 quarter default to 4 so that 50,000 chorales make over 10 million frames. Training uses the
 Bernoulli head by default (--head nade for the NADE): an epoch of 10 million frames takes minutes
 with it and hours of CPU with the NADE, and the memory in question is the data's, not the head's.
@@ -35,7 +35,10 @@ try:
     main()
 except SystemExit as stop:
     code = stop.code or 0
-print(json.dumps({"self_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+# VmHWM is this process's own high-water mark; ru_maxrss would also count what the launching
+# process held before exec (Linux carries it across exec).
+hwm = [int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")]
+print(json.dumps({"self_kb": hwm[0] if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   "child_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "code": code}))
 """
 
@@ -67,7 +70,7 @@ def run(*args: str, cwd: Path) -> dict:
     return peaks
 
 
-def measure(folder: Path, frames_per_quarter: int, head: str) -> None:
+def measure(folder: Path, frames_per_quarter: int, head: str) -> float:
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         prepared = run("prepare", str(folder.resolve()), "-o", "data.npz", "-f", str(frames_per_quarter),
@@ -87,6 +90,7 @@ def measure(folder: Path, frames_per_quarter: int, head: str) -> None:
           f"{prepared['child_kb'] / mb:,.0f} MB")
     print(f"  seqgate train --max-epochs 1 --head {head}: peak resident {trained['self_kb'] / mb:,.0f} MB "
           f"({trained['self_kb'] * 1024 / frames:.1f} bytes a frame)")
+    return prepared["self_kb"] / mb
 
 
 def main() -> None:
@@ -96,14 +100,16 @@ def main() -> None:
     made.add_argument("folder", type=Path)
     made.add_argument("--copies", type=int, default=1000)
     measured = commands.add_parser("measure", help="prepare and train on it, printing peak memory")
-    measured.add_argument("folder", type=Path)
+    measured.add_argument("folders", type=Path, nargs="+")
     measured.add_argument("--frames-per-quarter", type=int, default=4)
     measured.add_argument("--head", default="bernoulli")
     args = parser.parse_args()
     if args.command == "make":
         make(args.folder, args.copies)
     else:
-        measure(args.folder, args.frames_per_quarter, args.head)
+        peaks = [measure(folder, args.frames_per_quarter, args.head) for folder in args.folders]
+        for folder, peak in zip(args.folders[1:], peaks[1:]):
+            print(f"prepare peak on {args.folders[0].name} / on {folder.name}: {peaks[0] / peak:.2f}")
 
 
 if __name__ == "__main__":

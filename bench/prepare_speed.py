@@ -1,11 +1,14 @@
-"""How fast is `seqgate prepare` against a plain pretty_midi loop over the same MIDI files?
+"""How fast is `seqgate prepare` against a plain pretty_midi loop over the same MIDI files, and how
+much of its parser's own speed does it keep?
 
-    python bench/prepare_speed.py FOLDER [--fs 8] [--workers N] [--repeat 3]
+    python bench/prepare_speed.py FOLDER [--fs 8] [--workers N] [--repeat 3] [--no-pretty-midi]
 
 seqgate: the real command line, end to end, in a subprocess (interpreter start, scan, parser
 processes, dataset written), `python -m seqgate prepare FOLDER -o TMP`.
 pretty_midi: `pretty_midi.PrettyMIDI(f).get_piano_roll(fs=FS)` for every file, one process, the
 usual way to turn MIDI into rolls. Files pretty_midi cannot read count as done for both.
+symusic: `symusic.Score(f)` for every file in one process: the parser alone on one core. The
+last line is seqgate's rate over that rate times the parser processes (all cores by default).
 Each side's best of --repeat runs is reported, and, for context, what the same command costs on
 one file of the folder (interpreter start, imports, workers, writing: the fixed part that
 dominates on small corpora of small files).
@@ -48,19 +51,33 @@ def time_pretty_midi(files: list[Path], fs: float) -> float:
     return time.perf_counter() - start
 
 
+def time_symusic(files: list[Path]) -> float:
+    import symusic
+
+    start = time.perf_counter()
+    for path in files:
+        try:
+            symusic.Score(str(path), ttype="tick")
+        except Exception:
+            pass
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--fs", type=float, default=8, help="pretty_midi frames per second")
     parser.add_argument("--workers", type=int, default=None, help="seqgate parser processes")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-pretty-midi", action="store_true", help="skip the (slow) pretty_midi loop")
     args = parser.parse_args()
     files = sorted(p for p in args.folder.rglob("*") if p.suffix.lower() in (".mid", ".midi"))
     if not files:
         sys.exit(f"no MIDI files under {args.folder}")
 
     seqgate_s = min(time_seqgate(args.folder, args.workers) for _ in range(args.repeat))
-    pretty_s = min(time_pretty_midi(files, args.fs) for _ in range(args.repeat))
+    symusic_s = min(time_symusic(files) for _ in range(args.repeat))
+    pretty_s = None if args.no_pretty_midi else min(time_pretty_midi(files, args.fs) for _ in range(args.repeat))
     with tempfile.TemporaryDirectory() as one:
         shutil.copy(files[0], one)
         fixed_s = min(time_seqgate(Path(one), args.workers) for _ in range(args.repeat))
@@ -68,8 +85,13 @@ def main() -> None:
     print(f"{n} files, {os.cpu_count()} cores, best of {args.repeat}")
     print(f"seqgate prepare (CLI, end to end): {seqgate_s:7.2f} s  {n / seqgate_s:8.1f} files/s"
           f"   (the same command on 1 file: {fixed_s:.2f} s)")
-    print(f"pretty_midi get_piano_roll loop:   {pretty_s:7.2f} s  {n / pretty_s:8.1f} files/s")
-    print(f"seqgate is {pretty_s / seqgate_s:.1f}x faster")
+    print(f"symusic.Score alone, one process:  {symusic_s:7.2f} s  {n / symusic_s:8.1f} files/s")
+    if pretty_s is not None:
+        print(f"pretty_midi get_piano_roll loop:   {pretty_s:7.2f} s  {n / pretty_s:8.1f} files/s")
+        print(f"seqgate is {pretty_s / seqgate_s:.1f}x faster")
+    workers = args.workers or os.cpu_count() or 1
+    print(f"seqgate keeps {symusic_s / seqgate_s / workers:.0%} of the parser's rate x {workers} "
+          f"parser processes (floor 60%)")
 
 
 if __name__ == "__main__":

@@ -10,9 +10,10 @@ binary 88-key roll sparsely, CSR style:
   piece_offsets  int64  (n_pieces + 1,)   piece p is frames piece_offsets[p]:piece_offsets[p+1]
   split          uint8  (n_pieces,)       0 train, 1 valid, 2 test
   names          str    (n_pieces,)       where each piece came from (relative path or benchmark id)
+  tempos         float64 (n_pieces,)      source tempo (qpm) of each piece, NaN where unknown
+  programs       int16  (n_pieces,)       General MIDI program of each piece, -1 where unknown
   meta           str    ()                JSON: frames_per_quarter, lowest_pitch, n_keys, source,
-                                          seqgate_version, tempos (source qpm per piece),
-                                          programs (GM program per piece), created,
+                                          seqgate_version, created,
                                           drums / transpose_to_c (how MIDI was read),
                                           benchmark (its name, for a known .mat/.pickle)
 """
@@ -34,7 +35,10 @@ from seqgate.files import atomic_write
 from seqgate.roll import LOWEST_PITCH, N_KEYS
 
 SPLITS = ("train", "valid", "test")
-FORMAT_VERSION = 2  # 2: frame_counts (uint8) replace frame_offsets (int64)
+# 2: frame_counts (uint8) replace frame_offsets (int64); tempos and programs are arrays (in 1,
+# lists in the JSON). Both are read; in memory, meta["tempos"] / meta["programs"] are lists.
+FORMAT_VERSION = 2
+PER_PIECE_META = {"tempos": (np.float64, np.nan), "programs": (np.int16, -1)}  # dtype, unknown
 # `seqgate prepare` writes here and `seqgate train` reads from here when given no options.
 DEFAULT_DATASET = Path("seqgate-data.npz")
 
@@ -176,9 +180,9 @@ class DatasetWriter:
         folder = Path(self._scratch.name)
         self._notes = open(folder / "pitches", "w+b")
         self._counts = open(folder / "frame_counts", "w+b")
-        # Per piece, in arrival order: position, first note and notes in the pitch scratch file,
-        # first frame and frames in the frame-count scratch file; and its split code.
-        self._extents = {field: array("q") for field in ("position", "note", "notes", "frame", "frames")}
+        # Per piece, in arrival order (so its place in each scratch file is the sum of those
+        # before it): its position in the file, notes, frames and split code; 21 bytes a piece.
+        self._positions, self._notes_per_piece, self._frames_per_piece = array("i"), array("q"), array("q")
         self._splits = array("B")
 
     def __enter__(self) -> DatasetWriter:
@@ -194,9 +198,9 @@ class DatasetWriter:
 
     def add(self, position: int, pitches: np.ndarray, frame_counts: np.ndarray, split: str) -> None:
         """One piece, sparse as Dataset holds it; `position` orders the pieces in the file."""
-        for field, value in (("position", position), ("note", self._notes.tell()), ("notes", len(pitches)),
-                             ("frame", self._counts.tell()), ("frames", len(frame_counts))):
-            self._extents[field].append(value)
+        self._positions.append(position)
+        self._notes_per_piece.append(len(pitches))
+        self._frames_per_piece.append(len(frame_counts))
         self._splits.append(SPLITS.index(split))
         self._notes.write(np.ascontiguousarray(pitches, dtype=np.uint8).tobytes())
         self._counts.write(np.ascontiguousarray(frame_counts, dtype=np.uint8).tobytes())
@@ -208,31 +212,47 @@ class DatasetWriter:
             self.add(piece, pitches, frame_counts, dataset.splits[piece])
 
     def finish(self, meta: dict, names) -> dict:
-        """Write the file; names[position] names each piece. Returns {"pieces": {split: n},
-        "frames": {split: n}}."""
-        extents = {field: np.frombuffer(values, dtype=np.int64) for field, values in self._extents.items()}
-        order = np.argsort(extents["position"], kind="stable")
-        lengths = extents["frames"][order]
+        """Write the file; names[position] names each piece, and meta's tempos and programs, when
+        given, hold a value (or None) per position. Returns {"pieces": {split: n}, "frames":
+        {split: n}}."""
+        positions = np.frombuffer(self._positions, dtype=np.int32)
+        notes = np.frombuffer(self._notes_per_piece, dtype=np.int64)
+        frames = np.frombuffer(self._frames_per_piece, dtype=np.int64)
+        order = np.argsort(positions, kind="stable")
+        lengths = frames[order]
         piece_offsets = np.zeros(len(order) + 1, dtype=np.int64)
         np.cumsum(lengths, out=piece_offsets[1:])
         split_codes = np.frombuffer(self._splits, dtype=np.uint8)[order]
         meta = {**meta, "format_version": FORMAT_VERSION, "n_keys": N_KEYS,
                 "lowest_pitch": LOWEST_PITCH, "seqgate_version": __version__}
+        per_piece = {key: _per_piece_array(meta.pop(key, None), positions, key) for key in PER_PIECE_META}
         self._notes.flush()
         self._counts.flush()
         # np.savez would append ".npz" to a bare name; a file handle keeps the name as given.
         # zlib level 1: ~5x faster to write than np.savez_compressed, ~4% larger; np.load reads it.
         with atomic_write(self.path, "wb") as handle, \
                 zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-            _copy_member(archive, "pitches", self._notes, extents["note"][order], extents["notes"][order])
-            _copy_member(archive, "frame_counts", self._counts, extents["frame"][order], lengths)
-            _names_member(archive, names, extents["position"][order].tolist())
+            _copy_member(archive, "pitches", self._notes, (np.cumsum(notes) - notes)[order], notes[order])
+            _copy_member(archive, "frame_counts", self._counts, (np.cumsum(frames) - frames)[order], lengths)
+            _names_member(archive, names, positions[order])
             for name, array_ in {"piece_offsets": piece_offsets, "split": split_codes,
+                                 **{key: values[order] for key, values in per_piece.items()},
                                  "meta": np.array(json.dumps(meta))}.items():
                 with archive.open(name + ".npy", "w", force_zip64=True) as member:
                     np.lib.format.write_array(member, array_, allow_pickle=False)
         return {"pieces": {s: int((split_codes == code).sum()) for code, s in enumerate(SPLITS)},
                 "frames": {s: int(lengths[split_codes == code].sum()) for code, s in enumerate(SPLITS)}}
+
+
+def _per_piece_array(values, positions: np.ndarray, key: str) -> np.ndarray:
+    """A per-piece metadata list or array (None / NaN / -1 where unknown), indexed by position,
+    as the stored array's dtype, in arrival order of the pieces."""
+    dtype, unknown = PER_PIECE_META[key]
+    if values is None:
+        return np.full(len(positions), unknown, dtype=dtype)
+    if not isinstance(values, np.ndarray):
+        values = np.array([unknown if v is None else v for v in values], dtype=dtype)
+    return values.astype(dtype, copy=False)[positions]
 
 
 def _copy_member(archive: zipfile.ZipFile, name: str, scratch, starts: np.ndarray, sizes: np.ndarray) -> None:
@@ -241,12 +261,12 @@ def _copy_member(archive: zipfile.ZipFile, name: str, scratch, starts: np.ndarra
               "shape": (int(sizes.sum()),)}
     with archive.open(name + ".npy", "w", force_zip64=True) as member:
         np.lib.format.write_array_header_1_0(member, header)
-        for start, size in zip(starts.tolist(), sizes.tolist()):
-            scratch.seek(start)
-            member.write(scratch.read(size))
+        for piece in range(len(starts)):
+            scratch.seek(int(starts[piece]))
+            member.write(scratch.read(int(sizes[piece])))
 
 
-def _names_member(archive: zipfile.ZipFile, names, positions: list[int], chunk: int = 4096) -> None:
+def _names_member(archive: zipfile.ZipFile, names, positions: np.ndarray, chunk: int = 4096) -> None:
     """names[p] for p in positions as one fixed-width unicode .npy member, written a chunk at a
     time: a whole array would hold 4 bytes x the longest name for every piece at once."""
     width = max((len(names[p]) for p in positions), default=1) or 1
@@ -255,7 +275,7 @@ def _names_member(archive: zipfile.ZipFile, names, positions: list[int], chunk: 
     with archive.open("names.npy", "w", force_zip64=True) as member:
         np.lib.format.write_array_header_1_0(member, header)
         for start in range(0, len(positions), chunk):
-            member.write(np.array([names[p] for p in positions[start:start + chunk]], dtype=dtype).tobytes())
+            member.write(np.array([names[p] for p in positions[start:start + chunk].tolist()], dtype=dtype).tobytes())
 
 
 def load_dataset(path: str | Path) -> Dataset:
@@ -275,6 +295,11 @@ def load_dataset(path: str | Path) -> Dataset:
             split_codes = data["split"]
             names = [str(n) for n in data["names"]]
             meta = json.loads(str(data["meta"]))
+            for key, (_, unknown) in PER_PIECE_META.items():
+                if key in data.files:  # format 2; format 1 kept these lists in the JSON
+                    values = data[key]
+                    missing = np.isnan(values) if values.dtype.kind == "f" else values == unknown
+                    meta[key] = [None if m else v for v, m in zip(values.tolist(), missing.tolist())]
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as error:
         raise UserError(f"{path} is not a seqgate dataset file ({error})") from None
     return Dataset(pitches, frame_counts, np.diff(piece_offsets),

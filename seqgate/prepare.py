@@ -70,7 +70,7 @@ def prepare_dataset(paths: list[Path], output: Path, *,
     source = ", ".join(str(p) for p in paths)
     if not paths:
         paths, source = [bundled_corpus_dir()], "bundled corpus"
-        if not paths[0].is_dir() or not _midi_in(paths[0])[0]:
+        if not paths[0].is_dir() or not _midi_in(paths[0]):
             raise UserError("the bundled corpus has no MIDI files; give a folder of MIDI files")
     for path in paths:
         if not path.exists():
@@ -209,46 +209,65 @@ class _View:
 
 def find_midi_files(paths: list[Path]) -> MidiFiles:
     """Every MIDI file under the given folders/files, sorted by name, each file once (the same
-    file reached twice, even through a hard link, counts once); UserError if none."""
-    roots, labels, root_of, relative, splits, identities = [], [], array("i"), [], array("B"), array("Q")
+    file reached twice, even through a hard link, counts once: under the first path given, the
+    first name in order); UserError if none."""
+    roots, labels, found, identities = [], [], [], array("Q")
     for root in paths:
         if root.is_dir():
-            found, found_identities = _midi_in(root)
-            if not found:
+            relative = _midi_in(root, identities)
+            if not relative:
                 raise UserError(f"no MIDI files (.mid/.midi) under {root}")
             roots.append(str(root))
             labels.append(root.resolve().name)
-            folders_of = lambda rel: [labels[-1], *rel.split("/")[:-1]]  # noqa: E731
         elif root.suffix.lower() in MIDI_SUFFIXES:
             status = root.stat()
-            found, found_identities = [root.name], array("Q", [status.st_dev, status.st_ino])
+            identities.extend((status.st_dev, status.st_ino))
+            relative = [root.name]
             roots.append(str(root.parent))
             labels.append(None)
-            folders_of = lambda rel: [root.resolve().parent.name]  # noqa: E731
         else:
             raise UserError(f"{root} is not a MIDI file, a folder or a benchmark .mat/.pickle")
-        for rel in found:
-            split = _split_from_folders(folders_of(rel))
-            splits.append(SPLITS.index(split) if split else len(SPLITS))
-        root_of.extend([len(roots) - 1] * len(found))
-        relative.extend(found)
-        identities.extend(found_identities)
-    # The first of several paths to one file wins, as the paths were given; then sort by name.
-    _, first = np.unique(np.frombuffer(identities, dtype=np.uint64).reshape(-1, 2), axis=0, return_index=True)
-    files = MidiFiles(roots, labels, np.frombuffer(root_of, dtype=np.int32), relative,
-                      np.frombuffer(splits, dtype=np.uint8))
-    # Within one folder the files come sorted already; names only need comparing across folders.
-    order = np.sort(first) if len(roots) == 1 else np.array(sorted(first.tolist(), key=files.name), dtype=np.int64)
-    return MidiFiles(roots, labels, files.root_of[order], [relative[i] for i in order.tolist()],
-                     files.split_codes[order])
+        found.append(relative)
+    _drop_repeats(found, identities)
+    if len(found) == 1:  # the usual case, sorted in place: no per-file keys or tuples
+        relative = found[0]
+        relative.sort()
+        root_of = np.zeros(len(relative), dtype=np.int32)
+    else:
+        merged = sorted(((root, rel) for root, rels in enumerate(found) for rel in rels),
+                        key=lambda item: item[1] if labels[item[0]] is None else f"{labels[item[0]]}/{item[1]}")
+        root_of = np.array([root for root, _ in merged], dtype=np.int32)
+        relative = [rel for _, rel in merged]
+    split_codes = np.empty(len(relative), dtype=np.uint8)
+    for i, rel in enumerate(relative):
+        label = labels[root_of[i]]
+        split = _split_from_folders([label, *rel.split("/")[:-1]] if label is not None
+                                    else [Path(roots[root_of[i]]).resolve().name])
+        split_codes[i] = SPLITS.index(split) if split else len(SPLITS)
+    return MidiFiles(roots, labels, root_of, relative, split_codes)
 
 
-def _midi_in(folder: Path) -> tuple[list[str], array]:
-    """The path of every MIDI file under a folder, relative to it with "/" between parts, sorted,
-    and each file's (device, inode) pair, flat. Plain strings and arrays straight from
-    os.scandir: a Path, a tuple or a cached stat per file would cost several times the memory on
-    a big corpus, and the inode comes from the directory listing without a stat call."""
-    found, identities = [], array("Q")
+def _drop_repeats(found: list[list[str]], identities: array) -> None:
+    """Keep one path per (device, inode): the first folder given, the first name in order."""
+    pairs = np.frombuffer(identities, dtype=np.uint64).reshape(-1, 2)
+    if len(np.unique(pairs, axis=0)) == len(pairs):
+        return
+    keeper: dict[tuple[int, int], tuple[int, str]] = {}
+    flat = [(root, rel) for root, rels in enumerate(found) for rel in rels]
+    for (root, rel), pair in zip(flat, pairs.tolist()):
+        if tuple(pair) not in keeper or (root, rel) < keeper[tuple(pair)]:
+            keeper[tuple(pair)] = (root, rel)
+    kept = set(keeper.values())
+    for root, rels in enumerate(found):
+        rels[:] = [rel for rel in rels if (root, rel) in kept]
+
+
+def _midi_in(folder: Path, identities: array | None = None) -> list[str]:
+    """The path of every MIDI file under a folder, relative to it with "/" between parts, in the
+    order found; each file's (device, inode) is appended to `identities`. Plain strings and a
+    flat array from os.scandir: a Path, a tuple or a cached stat per file would cost several
+    times the memory on a big corpus, and the inode comes from the listing without a stat call."""
+    found = []
     pending = [("", str(folder))]
     while pending:
         prefix, directory = pending.pop()
@@ -262,15 +281,15 @@ def _midi_in(folder: Path) -> tuple[list[str], array]:
                 if entry.is_dir(follow_symlinks=False):
                     pending.append((prefix + entry.name + "/", entry.path))
                 elif os.path.splitext(entry.name)[1].lower() in MIDI_SUFFIXES and entry.is_file():
+                    found.append(prefix + entry.name)
+                    if identities is None:
+                        continue
                     if entry.is_symlink():  # the file it points to is what counts once
                         status = os.stat(entry.path)
                         identities.extend((status.st_dev, status.st_ino))
                     else:
                         identities.extend((device, entry.inode()))
-                    found.append(prefix + entry.name)
-    order = np.argsort(np.array(found, dtype=object), kind="stable")
-    pairs = np.frombuffer(identities, dtype=np.uint64).reshape(-1, 2)[order]
-    return [found[i] for i in order.tolist()], array("Q", pairs.tobytes())
+    return found
 
 
 def _split_from_folders(folders: list[str]) -> str | None:
@@ -313,7 +332,7 @@ def _parse_into(writer: DatasetWriter, files: MidiFiles, fractions, console, *, 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     tempos = np.full(len(files), np.nan)
-    programs = np.full(len(files), -1, dtype=np.int16)  # -1: the file was skipped
+    programs = np.full(len(files), -1, dtype=np.int16)
     skipped, dropped = {}, 0
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(files)))
     pool = WorkerPool("seqgate.prepare:parse_one_midi", files.paths, options, n_workers, file_timeout,
@@ -344,8 +363,7 @@ def _parse_into(writer: DatasetWriter, files: MidiFiles, fractions, console, *, 
                     shown = time.monotonic()
     finally:
         pool.close()
-    kept = programs >= 0
-    meta = {"tempos": tempos[kept].tolist(), "programs": programs[kept].tolist()}
+    meta = {"tempos": tempos, "programs": programs}  # by file index, as the writer's positions
     return [(files.name(i), skipped[i]) for i in sorted(skipped)], dropped, meta
 
 

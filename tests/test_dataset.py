@@ -1,9 +1,12 @@
-"""The dataset file: a sparse round trip, refusal of what is not one, and the fingerprint."""
+"""The dataset file: a sparse round trip, the streaming writer, format 1, refusal of what is not
+one, and the fingerprint."""
+
+import json
 
 import numpy as np
 import pytest
 
-from seqgate.dataset import Dataset, dataset_fingerprint, load_dataset, save_dataset
+from seqgate.dataset import Dataset, DatasetWriter, dataset_fingerprint, load_dataset, save_dataset
 from seqgate.errors import UserError
 
 
@@ -44,3 +47,57 @@ def test_fingerprint_follows_the_rolls_splits_and_names_not_the_file(tmp_path):
     changed = small_dataset()
     changed.pitches[0] += 1
     assert len({dataset_fingerprint(d) for d in (first, moved, renamed, changed)}) == 4
+
+
+def test_the_writer_puts_pieces_added_in_any_order_in_position_order(tmp_path):
+    original = small_dataset()
+    original.meta["tempos"] = [90.0, None, 120.5, 60.0]
+    original.meta["programs"] = [0, 40, None, 19]
+    with DatasetWriter(tmp_path / "d.npz") as writer:
+        for piece in (2, 0, 3, 1):  # as a pool of parsers would finish them
+            frame_counts, pitches = original.window(piece, 0, int(original.lengths[piece]))
+            writer.add(piece, pitches, frame_counts, original.splits[piece])
+        counts = writer.finish(original.meta, original.names)
+    assert counts == {"pieces": {"train": 2, "valid": 1, "test": 1}, "frames": {"train": 8, "valid": 0, "test": 12}}
+    loaded = load_dataset(tmp_path / "d.npz")
+    assert loaded.names == original.names and loaded.splits == original.splits
+    assert all(np.array_equal(loaded.roll(p), original.roll(p)) for p in range(4))
+    assert loaded.meta["tempos"] == [90.0, None, 120.5, 60.0]
+    assert loaded.meta["programs"] == [0, 40, None, 19]
+    assert not [p for p in tmp_path.iterdir() if p.name != "d.npz"], "scratch files left behind"
+
+
+def test_a_writer_left_without_finishing_writes_nothing(tmp_path):
+    with pytest.raises(RuntimeError):
+        with DatasetWriter(tmp_path / "d.npz") as writer:
+            writer.add(0, np.array([3], np.uint8), np.array([1], np.uint8), "train")
+            raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_format_1_files_with_frame_offsets_still_load(tmp_path):
+    original = small_dataset()
+    rolls = original.rolls
+    dense = np.concatenate(rolls)
+    frame_offsets = np.concatenate([[0], np.cumsum(dense.sum(1))]).astype(np.int64)
+    piece_offsets = np.concatenate([[0], np.cumsum([len(r) for r in rolls])]).astype(np.int64)
+    meta = {"format_version": 1, "frames_per_quarter": 2, "tempos": [100.0, None, 80.0, 70.0]}
+    np.savez(tmp_path / "old.npz", pitches=(np.flatnonzero(dense) % 88).astype(np.uint8),
+             frame_offsets=frame_offsets, piece_offsets=piece_offsets,
+             split=np.array([0, 1, 2, 0], np.uint8), names=np.array(original.names),
+             meta=np.array(json.dumps(meta)))
+    loaded = load_dataset(tmp_path / "old.npz")
+    assert loaded.names == original.names and loaded.splits == original.splits
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.rolls, rolls))
+    assert loaded.meta["tempos"] == [100.0, None, 80.0, 70.0]
+
+
+def test_the_sparse_dataset_holds_a_byte_per_frame_and_per_note_not_88(tmp_path):
+    rng = np.random.default_rng(2)
+    rolls = [rng.random((n, 88)) < 0.05 for n in (4000, 3000)]
+    save_dataset(Dataset.from_rolls(rolls, ["train", "test"], ["x", "y"]), tmp_path / "d.npz")
+    loaded = load_dataset(tmp_path / "d.npz")
+    notes = sum(int(r.sum()) for r in rolls)
+    assert loaded.pitches.nbytes == notes and loaded.frame_counts.nbytes == 7000
+    held = sum(v.nbytes for v in vars(loaded).values() if isinstance(v, np.ndarray))
+    assert held <= notes + 7000 + 100, "the dataset holds more than its sparse arrays"

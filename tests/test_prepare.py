@@ -162,3 +162,11 @@ def test_no_paths_means_the_bundled_corpus(tmp_path, monkeypatch):
     make_folder(tmp_path / "bundled", ["chorale.mid"])
     summary = prepare_dataset([], tmp_path / "d.npz")
     assert summary.files_found == 1 and summary.source == "bundled corpus"
+
+
+def test_pieces_are_stored_in_name_order_and_a_file_reached_twice_counts_once(tmp_path):
+    folder = make_folder(tmp_path / "songs", ["b.mid", "sub/a.mid", "a.mid", "c.mid"])
+    (folder / "sub" / "linked.mid").hardlink_to(folder / "c.mid")  # the same file under two names
+    prepare_dataset([folder, folder / "a.mid"], tmp_path / "d.npz", workers=2)
+    names = load_dataset(tmp_path / "d.npz").names
+    assert names == ["songs/a.mid", "songs/b.mid", "songs/c.mid", "songs/sub/a.mid"]
