@@ -22,16 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from array import array
-import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from seqgate import __version__
 from seqgate.errors import UserError
-from seqgate.files import atomic_write
 from seqgate.roll import LOWEST_PITCH, N_KEYS
 
 SPLITS = ("train", "valid", "test")
@@ -153,157 +148,123 @@ def sparse_roll(roll: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def save_dataset(dataset: Dataset, path: str | Path) -> dict:
-    """Write an in-memory dataset atomically (through DatasetWriter, the one writer of the format);
-    returns DatasetWriter.finish's counts."""
+    """Write an in-memory dataset atomically (through dataset_writer.DatasetWriter, the one
+    writer of the format); returns DatasetWriter.finish's counts."""
+    from seqgate.dataset_writer import DatasetWriter
+
     with DatasetWriter(path) as writer:
         writer.add_dataset(dataset)
         return writer.finish(dataset.meta, dataset.names)
 
 
-class DatasetWriter:
-    """Writes a dataset file piece by piece, in any order, holding no piece's notes in memory.
-
-    add() appends a piece's key indices and frame counts to two scratch files beside the output;
-    finish() writes the .npz with the pieces in the order of their `position`, copying each from
-    the scratch files, and renames it into place. Memory grows with the number of pieces (41 bytes
-    each, and the caller's names), never with their frames, so `prepare` runs in bounded memory on
-    any corpus. Leaving the `with` block without finish() removes the scratch files, writes nothing.
-    """
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._scratch = tempfile.TemporaryDirectory(prefix=f".{self.path.name}.", dir=self.path.parent)
-        except OSError as error:
-            raise UserError(f"cannot write {self.path}: {error.strerror or error}") from None
-        folder = Path(self._scratch.name)
-        self._notes = open(folder / "pitches", "w+b")
-        self._counts = open(folder / "frame_counts", "w+b")
-        # Per piece, in arrival order (so its place in each scratch file is the sum of those
-        # before it): its position in the file, notes, frames and split code; 21 bytes a piece.
-        self._positions, self._notes_per_piece, self._frames_per_piece = array("i"), array("q"), array("q")
-        self._splits = array("B")
-
-    def __enter__(self) -> DatasetWriter:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._notes.close()
-        self._counts.close()
-        self._scratch.cleanup()
-
-    def __len__(self) -> int:
-        return len(self._splits)
-
-    def add(self, position: int, pitches: np.ndarray, frame_counts: np.ndarray, split: str) -> None:
-        """One piece, sparse as Dataset holds it; `position` orders the pieces in the file."""
-        self._positions.append(position)
-        self._notes_per_piece.append(len(pitches))
-        self._frames_per_piece.append(len(frame_counts))
-        self._splits.append(SPLITS.index(split))
-        self._notes.write(np.ascontiguousarray(pitches, dtype=np.uint8).tobytes())
-        self._counts.write(np.ascontiguousarray(frame_counts, dtype=np.uint8).tobytes())
-
-    def add_dataset(self, dataset: Dataset) -> None:
-        """Every piece of an in-memory dataset, its position its index there."""
-        for piece in range(len(dataset)):
-            frame_counts, pitches = dataset.window(piece, 0, int(dataset.lengths[piece]))
-            self.add(piece, pitches, frame_counts, dataset.splits[piece])
-
-    def finish(self, meta: dict, names) -> dict:
-        """Write the file; names[position] names each piece, and meta's tempos and programs, when
-        given, hold a value (or None) per position. Returns {"pieces": {split: n}, "frames":
-        {split: n}}."""
-        positions = np.frombuffer(self._positions, dtype=np.int32)
-        notes = np.frombuffer(self._notes_per_piece, dtype=np.int64)
-        frames = np.frombuffer(self._frames_per_piece, dtype=np.int64)
-        order = np.argsort(positions, kind="stable")
-        lengths = frames[order]
-        piece_offsets = np.zeros(len(order) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=piece_offsets[1:])
-        split_codes = np.frombuffer(self._splits, dtype=np.uint8)[order]
-        meta = {**meta, "format_version": FORMAT_VERSION, "n_keys": N_KEYS,
-                "lowest_pitch": LOWEST_PITCH, "seqgate_version": __version__}
-        per_piece = {key: _per_piece_array(meta.pop(key, None), positions, key) for key in PER_PIECE_META}
-        self._notes.flush()
-        self._counts.flush()
-        # np.savez would append ".npz" to a bare name; a file handle keeps the name as given.
-        # zlib level 1: ~5x faster to write than np.savez_compressed, ~4% larger; np.load reads it.
-        with atomic_write(self.path, "wb") as handle, \
-                zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-            _copy_member(archive, "pitches", self._notes, (np.cumsum(notes) - notes)[order], notes[order])
-            _copy_member(archive, "frame_counts", self._counts, (np.cumsum(frames) - frames)[order], lengths)
-            _names_member(archive, names, positions[order])
-            for name, array_ in {"piece_offsets": piece_offsets, "split": split_codes,
-                                 **{key: values[order] for key, values in per_piece.items()},
-                                 "meta": np.array(json.dumps(meta))}.items():
-                with archive.open(name + ".npy", "w", force_zip64=True) as member:
-                    np.lib.format.write_array(member, array_, allow_pickle=False)
-        return {"pieces": {s: int((split_codes == code).sum()) for code, s in enumerate(SPLITS)},
-                "frames": {s: int(lengths[split_codes == code].sum()) for code, s in enumerate(SPLITS)}}
-
-
-def _per_piece_array(values, positions: np.ndarray, key: str) -> np.ndarray:
-    """A per-piece metadata list or array (None / NaN / -1 where unknown), indexed by position,
-    as the stored array's dtype, in arrival order of the pieces."""
-    dtype, unknown = PER_PIECE_META[key]
-    if values is None:
-        return np.full(len(positions), unknown, dtype=dtype)
-    if not isinstance(values, np.ndarray):
-        values = np.array([unknown if v is None else v for v in values], dtype=dtype)
-    return values.astype(dtype, copy=False)[positions]
-
-
-def _copy_member(archive: zipfile.ZipFile, name: str, scratch, starts: np.ndarray, sizes: np.ndarray) -> None:
-    """A uint8 .npy member made of the scratch file's (start, size) extents, one piece at a time."""
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
-              "shape": (int(sizes.sum()),)}
-    with archive.open(name + ".npy", "w", force_zip64=True) as member:
-        np.lib.format.write_array_header_1_0(member, header)
-        for piece in range(len(starts)):
-            scratch.seek(int(starts[piece]))
-            member.write(scratch.read(int(sizes[piece])))
-
-
-def _names_member(archive: zipfile.ZipFile, names, positions: np.ndarray, chunk: int = 4096) -> None:
-    """names[p] for p in positions as one fixed-width unicode .npy member, written a chunk at a
-    time: a whole array would hold 4 bytes x the longest name for every piece at once."""
-    width = max((len(names[p]) for p in positions), default=1) or 1
-    dtype = np.dtype(f"<U{width}")
-    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (len(positions),)}
-    with archive.open("names.npy", "w", force_zip64=True) as member:
-        np.lib.format.write_array_header_1_0(member, header)
-        for start in range(0, len(positions), chunk):
-            member.write(np.array([names[p] for p in positions[start:start + chunk].tolist()], dtype=dtype).tobytes())
+# Every array a dataset file may hold: (dtype as numpy writes it, without byte order; dimensions).
+FILE_ARRAYS = {"pitches": ("u1", 1), "frame_counts": ("u1", 1), "frame_offsets": ("i8", 1),
+               "piece_offsets": ("i8", 1), "split": ("u1", 1), "names": ("U", 1), "meta": ("U", 0),
+               "tempos": ("f8", 1), "programs": ("i2", 1)}
+# What the metadata's known keys may hold (None is always allowed); other keys are kept as they are.
+META_TYPES = {"frames_per_quarter": (int, float), "n_keys": (int,), "lowest_pitch": (int,),
+              "source": (str,), "benchmark": (str,), "created": (str,), "seqgate_version": (str,),
+              "format_version": (int,), "drums": (bool,), "transpose_to_c": (bool,)}
 
 
 def load_dataset(path: str | Path) -> Dataset:
-    """Read a dataset file written by save_dataset (format 2, or format 1 with frame offsets);
-    any problem is a one-line UserError."""
+    """Read a dataset file written by save_dataset (format 2, or format 1 with frame offsets).
+
+    The file may come from a stranger: every array is checked against the format (dtypes, shapes,
+    offsets from 0, never decreasing, ending at the stored notes and frames, keys on the keyboard,
+    known splits, a name per piece, metadata types) before anything is built from it, and nothing
+    is allocated beyond what the file's arrays hold. Any problem is a one-line UserError.
+    """
+    from seqgate.npz import BadNpz, read_npz
+
     path = Path(path)
     if not path.exists():
         raise UserError(f"no dataset at {path}; run `seqgate prepare` first")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            pitches = data["pitches"]
-            if "frame_counts" in data.files:
-                frame_counts = data["frame_counts"]
-            else:  # format 1: int64 offsets, 8 bytes a frame; counts take one
-                frame_counts = np.diff(data["frame_offsets"]).astype(np.uint8)
-            piece_offsets = data["piece_offsets"]
-            split_codes = data["split"]
-            names = [str(n) for n in data["names"]]
-            meta = json.loads(str(data["meta"]))
-            for key, (_, unknown) in PER_PIECE_META.items():
-                if key in data.files:  # format 2; format 1 kept these lists in the JSON
-                    values = data[key]
-                    missing = np.isnan(values) if values.dtype.kind == "f" else values == unknown
-                    meta[key] = [None if m else v for v, m in zip(values.tolist(), missing.tolist())]
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as error:
+        arrays = read_npz(path, FILE_ARRAYS, {"pitches", "piece_offsets", "split", "names", "meta"})
+        if ("frame_counts" in arrays) == ("frame_offsets" in arrays):
+            raise BadNpz("needs exactly one of frame_counts (format 2) and frame_offsets (format 1)")
+        meta = json.loads(str(arrays["meta"][()]))
+        dataset = _checked_dataset(arrays, meta)
+    except (BadNpz, ValueError) as error:  # json's errors are ValueErrors
         raise UserError(f"{path} is not a seqgate dataset file ({error})") from None
-    return Dataset(pitches, frame_counts, np.diff(piece_offsets),
-                   [SPLITS[int(c)] for c in split_codes], names, meta)
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror or error}") from None
+    return dataset
+
+
+def _checked_dataset(arrays: dict, meta) -> Dataset:
+    """A Dataset from a file's arrays once they agree with each other; BadNpz says where not."""
+    from seqgate.npz import BadNpz
+
+    pitches = arrays["pitches"]
+    if "frame_counts" in arrays:
+        frame_counts = arrays["frame_counts"]
+    else:  # format 1: int64 offsets, 8 bytes a frame; counts take one
+        offsets = arrays["frame_offsets"]
+        _check_offsets(offsets, len(pitches), "frame_offsets", "notes")
+        steps = np.diff(offsets)
+        if len(steps) and steps.max() > N_KEYS:
+            raise BadNpz(f"a frame in frame_offsets holds more than {N_KEYS} keys")
+        frame_counts = steps.astype(np.uint8)
+    if len(frame_counts) and frame_counts.max() > N_KEYS:
+        raise BadNpz(f"a frame holds {int(frame_counts.max())} keys, more than {N_KEYS}")
+    if int(frame_counts.sum(dtype=np.int64)) != len(pitches):
+        raise BadNpz(f"frame_counts add up to {int(frame_counts.sum(dtype=np.int64)):,} notes, "
+                     f"the file holds {len(pitches):,}")
+    if len(pitches) and pitches.max() >= N_KEYS:
+        raise BadNpz(f"a key index of {int(pitches.max())}, outside 0..{N_KEYS - 1}")
+    piece_offsets = arrays["piece_offsets"]
+    _check_offsets(piece_offsets, len(frame_counts), "piece_offsets", "frames")
+    n_pieces = len(piece_offsets) - 1
+    for name in ("split", "names", *PER_PIECE_META):
+        if name in arrays and len(arrays[name]) != n_pieces:
+            raise BadNpz(f"{len(arrays[name]):,} entries in {name} for {n_pieces:,} pieces")
+    split_codes = arrays["split"]
+    if n_pieces and split_codes.max() >= len(SPLITS):
+        raise BadNpz(f"a split code of {int(split_codes.max())}; the codes are 0..{len(SPLITS) - 1}")
+    meta = _checked_meta(meta, n_pieces)
+    for key, (_, unknown) in PER_PIECE_META.items():
+        if key in arrays:  # format 2; format 1 kept these lists in the JSON
+            values = arrays[key]
+            missing = np.isnan(values) if values.dtype.kind == "f" else values == unknown
+            meta[key] = [None if m else v for v, m in zip(values.tolist(), missing.tolist())]
+    return Dataset(pitches, frame_counts, np.diff(piece_offsets), [SPLITS[c] for c in split_codes.tolist()],
+                   arrays["names"].tolist(), meta)
+
+
+def _check_offsets(offsets: np.ndarray, end: int, name: str, what: str) -> None:
+    from seqgate.npz import BadNpz
+
+    if len(offsets) == 0 or offsets[0] != 0:
+        raise BadNpz(f"{name} must start at 0")
+    if len(offsets) > 1 and (np.diff(offsets) < 0).any():
+        raise BadNpz(f"{name} decrease")
+    if offsets[-1] != end:
+        raise BadNpz(f"{name} end at {int(offsets[-1]):,}, the file holds {end:,} {what}")
+
+
+def _checked_meta(meta, n_pieces: int) -> dict:
+    from seqgate.npz import BadNpz
+
+    if not isinstance(meta, dict):
+        raise BadNpz("its metadata is not a JSON object")
+    for key, types in META_TYPES.items():
+        value = meta.get(key)
+        if value is not None and (not isinstance(value, types) or (bool not in types and isinstance(value, bool))):
+            raise BadNpz(f"metadata {key} is {value!r}")
+    if meta.get("n_keys", N_KEYS) != N_KEYS or meta.get("lowest_pitch", LOWEST_PITCH) != LOWEST_PITCH:
+        raise BadNpz(f"rolls of {meta.get('n_keys')} keys from pitch {meta.get('lowest_pitch')}; "
+                     f"seqgate reads {N_KEYS} from {LOWEST_PITCH}")
+    grid = meta.get("frames_per_quarter")
+    if grid is not None and not 0 < grid <= 96:
+        raise BadNpz(f"metadata frames_per_quarter is {grid!r}, not a grid of 1..96 frames per quarter")
+    for key in PER_PIECE_META:  # format 1's lists
+        values = meta.get(key)
+        if values is not None and (not isinstance(values, list) or len(values) != n_pieces or not all(
+                v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values)):
+            raise BadNpz(f"metadata {key} is not a number or null for each of the {n_pieces:,} pieces")
+    return meta
 
 
 def dataset_statistics(dataset: Dataset) -> dict:

@@ -82,15 +82,22 @@ def hidden_for_params(cell: str, budget: int, layers: int = 1, n_keys: int = N_K
     """
     if budget <= 0:
         raise UserError("--params must be a positive number of parameters")
-    best, best_gap = 1, math.inf
-    hidden = 1
-    while True:
-        gap = count_parameters(cell, hidden, layers, n_keys, head, head_size) - budget
-        if abs(gap) < best_gap:
-            best, best_gap = hidden, abs(gap)
-        if gap > 0:
-            return best
-        hidden += 1
+
+    def gap(hidden: int) -> int:
+        return count_parameters(cell, hidden, layers, n_keys, head, head_size) - budget
+
+    # The count grows with the hidden size: find the first size over budget by doubling and
+    # halving (a budget from a file may be huge), then take the closer of it and the one below.
+    over = 1
+    while gap(over) <= 0:
+        over *= 2
+    low = over // 2
+    while low + 1 < over:
+        middle = (low + over) // 2
+        low, over = (middle, over) if gap(middle) <= 0 else (low, middle)
+    if over == 1:
+        return 1
+    return over - 1 if abs(gap(over - 1)) <= abs(gap(over)) else over
 
 
 def shift_right(rolls: torch.Tensor) -> torch.Tensor:
@@ -244,10 +251,54 @@ def load_model(path: str | Path, map_location="cpu") -> tuple[NextStepModel, dic
     from seqgate.runs import load_checkpoint_file
 
     checkpoint = load_checkpoint_file(path, map_location)
-    model = build_model(checkpoint["model_config"])
-    try:
-        model.load_state_dict(checkpoint["model"])
-    except RuntimeError as error:
-        raise UserError(f"{path}: weights do not fit the stored model config ({str(error)[:120]})") from None
+    config = checked_weights(checkpoint, path)
+    model = build_model(config)
+    model.load_state_dict(checkpoint["model"])
     model.eval()
     return model, checkpoint
+
+
+def checked_weights(checkpoint: dict, path) -> dict:
+    """The checkpoint's model config, once it is valid and the file's tensors are exactly the
+    weights it implies; UserError otherwise. Call before building the model."""
+    config = checked_model_config(checkpoint["model_config"], path)
+    # The config's shapes, built on the meta device (no memory), must be the tensors in the
+    # file: then the model built below is no bigger than the file itself.
+    with torch.device("meta"):
+        expected = {name: tuple(t.shape) for name, t in build_model(config).state_dict().items()}
+    stored = checkpoint["model"]
+    for name in sorted(set(expected) | set(stored)):
+        tensor = stored.get(name)
+        if not isinstance(tensor, torch.Tensor) or tensor.dtype != torch.float32 \
+                or tuple(tensor.shape) != expected.get(name):
+            found = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+            raise UserError(f"{path}: weights do not fit the stored model config ({name}: "
+                            f"{found} in the file, {expected.get(name, 'nothing')} expected)")
+    return config
+
+
+# The largest sizes a checkpoint's config may name: far above any model seqgate trains, low
+# enough that no number in a file can ask for an absurd model before its tensors are compared.
+MAX_HIDDEN, MAX_LAYERS = 1 << 16, 64
+
+
+def checked_model_config(config: dict, path) -> dict:
+    """The model config stored in a checkpoint, once its types and ranges are those seqgate
+    writes; UserError naming the field otherwise."""
+    def whole(value, low, high) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+    checks = {
+        "cell": isinstance(config.get("cell"), str) and config.get("cell") in CELLS,
+        "hidden": whole(config.get("hidden"), 1, MAX_HIDDEN),
+        "layers": whole(config.get("layers", 1), 1, MAX_LAYERS),
+        "n_keys": config.get("n_keys", N_KEYS) == N_KEYS and whole(config.get("n_keys", N_KEYS), 1, N_KEYS),
+        "dropout": isinstance(config.get("dropout", 0.0), (int, float)) and not isinstance(config.get("dropout", 0.0), bool)
+                   and 0.0 <= config.get("dropout", 0.0) < 1.0,
+        "head": isinstance(config.get("head", "bernoulli"), str) and config.get("head", "bernoulli") in HEADS,
+        "head_size": config.get("head_size") is None or whole(config.get("head_size"), 0, MAX_HIDDEN),
+    }
+    wrong = [field for field, ok in checks.items() if not ok]
+    if wrong:
+        raise UserError(f"{path}: the stored model config has an invalid {wrong[0]} ({config.get(wrong[0])!r})")
+    return config

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from seqgate.benchmarks import BENCHMARK_SUFFIXES, read_benchmark
-from seqgate.dataset import SPLITS, DatasetWriter, sparse_roll
+from seqgate.dataset import SPLITS, sparse_roll
+from seqgate.dataset_writer import DatasetWriter
 from seqgate.errors import UserError
 from seqgate.files import write_json_atomic
 from seqgate.roll import DEFAULT_FRAMES_PER_QUARTER
@@ -347,8 +348,7 @@ def _parse_into(writer: DatasetWriter, files: MidiFiles, fractions, console, *, 
             shown = time.monotonic()
             for index, result in pool.results():
                 if isinstance(result, Lost):
-                    skipped[index] = {"crash": "crashed the parser", "timeout": result.detail,
-                                      "error": f"parser error ({result.detail})"}[result.kind]
+                    skipped[index] = lost_reason(result)
                 elif isinstance(result, str):
                     skipped[index] = result
                 else:
@@ -365,6 +365,25 @@ def _parse_into(writer: DatasetWriter, files: MidiFiles, fractions, console, *, 
         pool.close()
     meta = {"tempos": tempos, "programs": programs}  # by file index, as the writer's positions
     return [(files.name(i), skipped[i]) for i in sorted(skipped)], dropped, meta
+
+
+def lost_reason(lost: Lost) -> str:
+    """What the user reads about a file whose parser crashed, hung or raised."""
+    return {"crash": "crashed the parser", "timeout": lost.detail,
+            "error": f"parser error ({lost.detail})"}[lost.kind]
+
+
+def read_midi_isolated(path: Path, frames_per_quarter: int, timeout: float = DEFAULT_FILE_TIMEOUT):
+    """One MIDI file read in a watched worker process, so that a file crafted to crash or hang
+    the parser costs a one-line message, not the caller: a ParsedPiece, or the reason (str)."""
+    pool = WorkerPool("seqgate.prepare:parse_one_midi", [str(path)], (frames_per_quarter, False, False),
+                      1, timeout, preload=("symusic", "seqgate.roll"))
+    try:
+        for _, result in pool.results():
+            return lost_reason(result) if isinstance(result, Lost) else result
+    finally:
+        pool.close()
+    return "no result from the parser"
 
 
 @dataclass

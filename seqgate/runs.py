@@ -17,6 +17,7 @@ stranger's checkpoint can hold tensors and plain data, never code.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from seqgate.files import atomic_write, write_json_atomic, write_text_atomic
 DEFAULT_RUNS_DIR = Path("runs")
 LATEST_RUN_FILE = "LATEST"
 CHECKPOINTS = ("best.pt", "last.pt")
+METRICS_FIELDS = ("epoch", "updates", "seconds", "train_nll", "valid_nll")  # numbers in every record
 
 
 class Run:
@@ -75,7 +77,7 @@ class Run:
 
     # ---- config.json
     def read_config(self) -> dict:
-        """The run's config.json, or {} when it is missing or not a JSON object."""
+        """The run's config.json, or {} when it is missing; UserError when it is not a JSON object."""
         return _read_json_object(self.folder / "config.json")
 
     def write_config(self, summary: dict) -> None:
@@ -86,10 +88,32 @@ class Run:
 
     # ---- metrics.jsonl
     def read_metrics(self) -> list[dict]:
+        """One record per epoch; UserError names the first line that is not one. A last line
+        without its newline is one being appended right now (a run training in another process)
+        and is left for the next read."""
         path = self.folder / "metrics.jsonl"
         if not path.is_file():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as error:
+            raise UserError(f"cannot read {path}: {error}") from None
+        lines = text.split("\n")[:-1]  # what follows the last newline is not a whole line yet
+        records = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not (isinstance(record, dict) and all(
+                    isinstance(record.get(key), (int, float)) and not isinstance(record.get(key), bool)
+                    for key in METRICS_FIELDS)):
+                raise UserError(f"{path}, line {number}: not a metrics record "
+                                f"(needs numbers for {', '.join(METRICS_FIELDS)})")
+            records.append(record)
+        return records
 
     def append_metrics(self, record: dict) -> None:
         with open(self.folder / "metrics.jsonl", "a") as handle:  # append-only, one line per epoch
@@ -131,11 +155,16 @@ class Run:
 
 
 def _read_json_object(path: Path) -> dict:
+    """{} for a missing file; the object in it; UserError when it holds anything else."""
+    if not path.exists():
+        return {}
     try:
         value = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
+    except (OSError, ValueError) as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise UserError(f"{path} is not a JSON file ({str(error)[:120]})") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{path} holds a JSON {type(value).__name__}, not an object")
+    return value
 
 
 def load_checkpoint_file(path: str | os.PathLike, map_location="cpu") -> dict:
@@ -151,9 +180,41 @@ def load_checkpoint_file(path: str | os.PathLike, map_location="cpu") -> dict:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserError(f"refusing to load {path}: not a plain-tensor seqgate checkpoint "
                         f"({first_line[:160]})") from None
-    if not isinstance(checkpoint, dict) or "model_config" not in checkpoint or "model" not in checkpoint:
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model_config"), dict) \
+            or not isinstance(checkpoint.get("model"), dict):
         raise UserError(f"{path} is not a seqgate checkpoint")
+    problem = _data_record_problem(checkpoint.get("data", {}))
+    if problem:
+        raise UserError(f"{path}: the record of its training data {problem}")
     return checkpoint
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _data_record_problem(data) -> str | None:
+    """What is wrong with a checkpoint's record of its training data, or None; sample and
+    evaluate read these fields."""
+    if not isinstance(data, dict):
+        return "is not a dictionary"
+    if data.get("path") is not None and not isinstance(data["path"], str):
+        return "has a path that is not text"
+    if data.get("median_qpm") is not None and not (_is_number(data["median_qpm"]) and data["median_qpm"] > 0):
+        return f"has a median tempo of {data['median_qpm']!r}"
+    if data.get("train_stats") is not None and not isinstance(data["train_stats"], dict):
+        return "has training statistics that are not a dictionary"
+    roll_format = data.get("roll_format", {})
+    if not isinstance(roll_format, dict):
+        return "has a roll format that is not a dictionary"
+    grid = roll_format.get("frames_per_quarter")
+    if grid is not None and not (_is_number(grid) and 0 < grid <= 96):
+        return f"has {grid!r} frames per quarter"
+    for key in ("n_keys", "lowest_pitch"):
+        if roll_format.get(key) is not None and not (isinstance(roll_format[key], int)
+                                                     and not isinstance(roll_format[key], bool)):
+            return f"has {key} {roll_format[key]!r}"
+    return None
 
 
 def new_run(cell: str, runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR) -> Run:

@@ -38,7 +38,7 @@ from seqgate.batches import epoch_batches, padded_batches, transpose_limits
 from seqgate.dataset import SPLITS
 from seqgate.errors import UserError
 from seqgate.evaluate import EVALUATION_BATCH_SIZE, evaluate_batches
-from seqgate.model import NextStepModel, few_threads_for_small_work, shift_right
+from seqgate.model import NextStepModel, checked_weights, few_threads_for_small_work, shift_right
 from seqgate.runs import Run, new_run, open_run
 from seqgate.settings import RECIPES, TrainConfig
 
@@ -164,7 +164,16 @@ def _last_checkpoint(run: Run) -> dict:
 
 def _resumed_config(last: dict, asked: TrainConfig) -> TrainConfig:
     """The saved run's settings: only the limits and the device may change on resume."""
-    saved = TrainConfig(**json.loads(last["train_config"]))
+    try:
+        saved = TrainConfig(**json.loads(last["train_config"]))
+        saved.validate()
+        sizes = saved.resolved_sizes()
+    except (KeyError, TypeError, ValueError, UserError) as error:
+        raise UserError(f"last.pt: its training settings cannot be read ({str(error)[:120]})") from None
+    model = checked_weights(last, "last.pt")  # before a model is built from the settings
+    if sizes != (model["hidden"], model.get("head_size") or 0) or saved.layers != model.get("layers", 1) \
+            or saved.cell != model["cell"] or saved.head != model.get("head", "bernoulli"):
+        raise UserError("last.pt: its training settings do not match the model it holds")
     saved.max_epochs, saved.max_minutes, saved.device = asked.max_epochs, asked.max_minutes, asked.device
     return saved
 
@@ -217,6 +226,18 @@ class TrainingData:
         return padded_batches(self.dataset, mine, EVALUATION_BATCH_SIZE, self.device)
 
 
+def _check_progress(progress: Progress) -> None:
+    """last.pt's progress as train writes it: counts that are whole numbers, a list of epochs."""
+    for name in ("epoch", "updates", "best_epoch", "epochs_since_best"):
+        value = getattr(progress, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"progress {name} is {value!r}")
+    if not isinstance(progress.history, list) or not all(isinstance(r, dict) for r in progress.history):
+        raise ValueError("progress history is not a list of records")
+    if not isinstance(progress.seconds, (int, float)) or not isinstance(progress.best_valid, (int, float)):
+        raise ValueError("progress times are not numbers")
+
+
 class Session:
     """One run's model, optimizer, schedule, random state and progress, and what they write."""
 
@@ -249,12 +270,16 @@ class Session:
     def restore(self, last: dict) -> None:
         """Continue exactly where last.pt left off; the log is rewritten to match it, since an
         interruption can fall after an epoch's metrics line and before its last.pt."""
-        self.model.load_state_dict(last["model"])
-        self.optimizer.load_state_dict(last["optimizer"])
-        self.scheduler.load_state_dict(last["scheduler"])
-        torch.set_rng_state(last["torch_rng"])
-        self.rng.bit_generator.state = json.loads(last["numpy_rng"])
-        self.progress = Progress(**json.loads(last["progress"]))
+        try:
+            self.model.load_state_dict(last["model"])
+            self.optimizer.load_state_dict(last["optimizer"])
+            self.scheduler.load_state_dict(last["scheduler"])
+            torch.set_rng_state(last["torch_rng"])
+            self.rng.bit_generator.state = json.loads(last["numpy_rng"])
+            self.progress = Progress(**json.loads(last["progress"]))
+            _check_progress(self.progress)
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
+            raise UserError(f"{self.run.folder}/last.pt cannot be resumed ({str(error).splitlines()[0][:120]})") from None
         self.progress.stopped = ""
         self.run.rewrite_metrics(self.progress.history)
 

@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from seqgate.dataset import Dataset, DatasetWriter, dataset_fingerprint, load_dataset, save_dataset
+from seqgate.dataset import Dataset, dataset_fingerprint, load_dataset, save_dataset
+from seqgate.dataset_writer import DatasetWriter
 from seqgate.errors import UserError
 
 

@@ -1,7 +1,6 @@
 """torchrun: two CPU processes (gloo) train one run; rank 0 alone writes it; SIGTERM leaves a
 last.pt that `--resume` continues under torchrun."""
 
-import json
 import os
 import signal
 import subprocess

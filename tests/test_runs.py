@@ -65,12 +65,32 @@ def test_compare_folders_are_found_in_order_and_new_ones_never_overwrite(tmp_pat
     assert new_compare_run(tmp_path, "gru", 0).folder == tmp_path / "gru-seed0-4"
 
 
-def test_a_broken_config_reads_as_empty_and_metrics_append(tmp_path):
+def test_a_broken_config_is_a_one_line_refusal_naming_the_file(tmp_path):
     run = Run(tmp_path)
+    assert run.read_config() == {} and not run.is_finished()  # a run not started yet
     (tmp_path / "config.json").write_text("{ not json")
-    assert run.read_config() == {} and not run.is_finished()
-    run.append_metrics({"epoch": 1})
-    run.append_metrics({"epoch": 2})
-    assert run.read_metrics() == [{"epoch": 1}, {"epoch": 2}]
-    run.rewrite_metrics([{"epoch": 1}])
-    assert [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [{"epoch": 1}]
+    with pytest.raises(UserError, match="config.json is not a JSON file"):
+        run.read_config()
+    (tmp_path / "config.json").write_text("[1, 2]")
+    with pytest.raises(UserError, match="config.json holds a JSON list"):
+        run.is_finished()
+
+
+def record(epoch: int) -> dict:
+    return {"epoch": epoch, "updates": 10 * epoch, "seconds": 1.5 * epoch, "train_nll": 5.0, "valid_nll": 6.0}
+
+
+def test_metrics_append_and_rewrite_and_a_broken_line_is_named(tmp_path):
+    run = Run(tmp_path)
+    run.append_metrics(record(1))
+    run.append_metrics(record(2))
+    assert run.read_metrics() == [record(1), record(2)]
+    run.rewrite_metrics([record(1)])
+    assert [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [record(1)]
+    with open(tmp_path / "metrics.jsonl", "a") as handle:
+        handle.write('{"epoch": 2, "upd')  # a line being appended right now is left for later
+    assert run.read_metrics() == [record(1)]
+    with open(tmp_path / "metrics.jsonl", "a") as handle:
+        handle.write('\n{"epoch": "three"}\n')
+    with pytest.raises(UserError, match="metrics.jsonl, line 2: not a metrics record"):
+        run.read_metrics()
