@@ -16,7 +16,6 @@ budget, so cells are compared at equal size as the paper did (Table 1).
 from __future__ import annotations
 
 import contextlib
-import math
 from pathlib import Path
 from typing import Iterator
 
