@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from seqgate.benchmarks import BENCHMARK_SUFFIXES, read_benchmark
-from seqgate.dataset import SPLITS, sparse_roll
+from seqgate.dataset import SPLITS
 from seqgate.dataset_writer import DatasetWriter
 from seqgate.errors import UserError
 from seqgate.files import write_json_atomic
@@ -375,7 +375,7 @@ def lost_reason(lost: Lost) -> str:
 
 def read_midi_isolated(path: Path, frames_per_quarter: int, timeout: float = DEFAULT_FILE_TIMEOUT):
     """One MIDI file read in a watched worker process, so that a file crafted to crash or hang
-    the parser costs a one-line message, not the caller: a ParsedPiece, or the reason (str)."""
+    the parser costs a one-line message, not the caller: a roll.SparseMidiRoll, or the reason (str)."""
     pool = WorkerPool("seqgate.prepare:parse_one_midi", [str(path)], (frames_per_quarter, False, False),
                       1, timeout, preload=("symusic", "seqgate.roll"))
     try:
@@ -386,26 +386,14 @@ def read_midi_isolated(path: Path, frames_per_quarter: int, timeout: float = DEF
     return "no result from the parser"
 
 
-@dataclass
-class ParsedPiece:
-    """One MIDI file's roll, sparse as the dataset holds it (see dataset.Dataset)."""
-    pitches: np.ndarray  # uint8 key index of every sounding key, frame by frame
-    frame_counts: np.ndarray  # uint8 keys sounding per frame
-    qpm: float
-    program: int
-    dropped_out_of_range: int
-
-
-def parse_one_midi(path: str, options: tuple) -> ParsedPiece | str:
-    """The workers' task: one MIDI file -> its sparse roll (about 4.5 bytes a frame through the
-    pipe and in the parent, not 88), source tempo, program and dropped notes; or the reason it is
-    skipped."""
-    from seqgate.roll import BadMidi, read_midi_roll
+def parse_one_midi(path: str, options: tuple):
+    """The workers' task: one MIDI file -> its roll in the dataset's sparse form (about 4.5 bytes
+    a frame through the pipe and in the parent, not 88) with its source tempo, program and
+    dropped notes (roll.SparseMidiRoll); or the reason (str) it is skipped."""
+    from seqgate.roll import BadMidi, read_midi_sparse
 
     frames_per_quarter, drums, transpose_to_c = options
     try:
-        parsed = read_midi_roll(path, frames_per_quarter, drums, transpose_to_c)
+        return read_midi_sparse(path, frames_per_quarter, drums, transpose_to_c)
     except BadMidi as error:
         return str(error)
-    pitches, counts = sparse_roll(parsed.roll)
-    return ParsedPiece(pitches, counts, parsed.qpm, parsed.program, parsed.dropped_out_of_range)

@@ -49,9 +49,29 @@ class MidiRoll:
     dropped_out_of_range: int  # notes outside MIDI 21..108 left out
 
 
+@dataclass
+class SparseMidiRoll:
+    """The same roll as MidiRoll, in the dataset's sparse form (see dataset.Dataset)."""
+    pitches: np.ndarray  # uint8 key index of every sounding key, frame by frame, low to high
+    frame_counts: np.ndarray  # uint8 keys sounding in each frame
+    qpm: float
+    program: int
+    dropped_out_of_range: int
+
+
 def read_midi_roll(path: str | os.PathLike, frames_per_quarter: int = DEFAULT_FRAMES_PER_QUARTER, drums: bool = False,
                    transpose_to_c: bool = False) -> MidiRoll:
     """Read a MIDI file into a beat-grid roll; raise BadMidi with a short reason if unusable."""
+    sparse = read_midi_sparse(path, frames_per_quarter, drums, transpose_to_c)
+    roll = np.zeros((len(sparse.frame_counts), N_KEYS), dtype=bool)
+    roll[np.repeat(np.arange(len(sparse.frame_counts)), sparse.frame_counts), sparse.pitches] = True
+    return MidiRoll(roll, sparse.qpm, sparse.program, sparse.dropped_out_of_range)
+
+
+def read_midi_sparse(path: str | os.PathLike, frames_per_quarter: int = DEFAULT_FRAMES_PER_QUARTER,
+                     drums: bool = False, transpose_to_c: bool = False) -> SparseMidiRoll:
+    """read_midi_roll's roll in sparse form, made without the dense roll: what `prepare` runs
+    for every file, so its cost beside the parser's own is kept to a few array operations."""
     import symusic  # imported here so that writing rolls does not need it
 
     try:
@@ -59,24 +79,28 @@ def read_midi_roll(path: str | os.PathLike, frames_per_quarter: int = DEFAULT_FR
     except Exception as error:  # symusic raises RuntimeError/ValueError with its own wording
         raise BadMidi(_reason_from_parser(path, error)) from None
 
-    starts, ends, pitches, programs = [], [], [], []
+    # Every kept track's notes gathered in one track (in C++), then one conversion to arrays:
+    # a conversion per track costs more than the parse of a small file.
+    kept = symusic.Track("kept", 0, False, ttype="tick")
+    programs: dict[int, int] = {}
     has_drums = False
     for track in score.tracks:
-        notes = track.notes.numpy()
-        if len(notes["time"]) == 0:
+        count = len(track.notes)
+        if count == 0:
             continue
         if track.is_drum:
             has_drums = True
             if not drums:
                 continue
-        starts.append(notes["time"].astype(np.int64))
-        ends.append(starts[-1] + notes["duration"].astype(np.int64))
-        pitches.append(notes["pitch"].astype(np.int64))
-        if not track.is_drum:
-            programs.append((int(track.program), len(starts[-1])))
-    if not starts:
+        else:
+            programs[int(track.program)] = programs.get(int(track.program), 0) + count
+        kept.notes.extend(track.notes)
+    if len(kept.notes) == 0:
         raise BadMidi("drums only (use --drums to keep)" if has_drums else "no notes")
-    start, end, pitch = np.concatenate(starts), np.concatenate(ends), np.concatenate(pitches)
+    notes = kept.notes.numpy()
+    start = notes["time"].astype(np.int64)
+    end = start + notes["duration"].astype(np.int64)
+    pitch = notes["pitch"].astype(np.int64)
 
     in_range = (pitch >= LOWEST_PITCH) & (pitch <= HIGHEST_PITCH)
     if not in_range.any():
@@ -92,25 +116,25 @@ def read_midi_roll(path: str | os.PathLike, frames_per_quarter: int = DEFAULT_FR
     onset = (2 * start * frames_per_quarter + tpq) // (2 * tpq)
     offset = (2 * end * frames_per_quarter + tpq) // (2 * tpq)
     offset = np.maximum(offset, onset + 1)  # every note at least one frame long
-    if int(offset.max()) > MAX_FRAMES:  # a corrupt tick value must not allocate gigabytes
+    n_frames = int(offset.max())
+    if n_frames > MAX_FRAMES:  # a corrupt tick value must not allocate gigabytes
         raise BadMidi(f"longer than {MAX_FRAMES:,} frames (a corrupt time value?)")
     # Every (frame, key) cell a note covers, without a Python loop: note i covers
-    # onset[i], onset[i] + 1, ..., offset[i] - 1.
+    # onset[i], onset[i] + 1, ..., offset[i] - 1. Marked in a flat frames x 88 buffer (one
+    # byte a cell, faster than sorting the cells), the cells in order are the sparse roll:
+    # frame by frame, keys low to high.
     lengths = offset - onset
     first_cell = np.repeat(np.cumsum(lengths) - lengths, lengths)
     frames = np.arange(int(lengths.sum())) - first_cell + np.repeat(onset, lengths)
-    roll = np.zeros((int(offset.max()), N_KEYS), dtype=bool)
-    roll[frames, np.repeat(pitch - LOWEST_PITCH, lengths)] = True
+    marked = np.zeros(n_frames * N_KEYS, dtype=bool)
+    marked[frames * N_KEYS + np.repeat(pitch - LOWEST_PITCH, lengths)] = True
+    cells = np.flatnonzero(marked)
+    frame_counts = np.bincount(cells // N_KEYS, minlength=n_frames).astype(np.uint8)
 
     tempos = sorted(score.tempos, key=lambda t: t.time)
     qpm = round(float(tempos[0].qpm), 3) if tempos else DEFAULT_QPM
-    program = 0
-    if programs:
-        counts: dict[int, int] = {}
-        for prog, n in programs:
-            counts[prog] = counts.get(prog, 0) + n
-        program = max(sorted(counts), key=lambda p: counts[p])
-    return MidiRoll(roll=roll, qpm=qpm, program=program, dropped_out_of_range=dropped)
+    program = max(sorted(programs), key=lambda p: programs[p]) if programs else 0
+    return SparseMidiRoll((cells % N_KEYS).astype(np.uint8), frame_counts, qpm, program, dropped)
 
 
 def _reason_from_parser(path, error: Exception) -> str:
