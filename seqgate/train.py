@@ -33,9 +33,9 @@ import numpy as np
 import torch
 
 from seqgate import __version__
-from seqgate.distributed import World, join, leave
 from seqgate.batches import epoch_batches, padded_batches, transpose_limits
 from seqgate.dataset import SPLITS
+from seqgate.distributed import World, join, leave
 from seqgate.errors import UserError
 from seqgate.evaluate import EVALUATION_BATCH_SIZE, evaluate_batches
 from seqgate.model import NextStepModel, checked_weights, few_threads_for_small_work, shift_right
@@ -111,7 +111,7 @@ def _train(config: TrainConfig, run_dir: Path | None, resume: bool, display, wor
         run_dir if run_dir is not None else (open_run(None) if resume else new_run(config.cell)).folder)))
     last = _last_checkpoint(run) if resume else None
     if last is not None:
-        config = _resumed_config(last, config)
+        config = _resumed_config(last, config, run.checkpoint_path("last.pt"))
     config.validate()
     device = world.device if world.is_distributed else pick_device(config.device)
     data = TrainingData(config, device, world)
@@ -162,18 +162,18 @@ def _last_checkpoint(run: Run) -> dict:
     return run.load_checkpoint("last.pt")
 
 
-def _resumed_config(last: dict, asked: TrainConfig) -> TrainConfig:
+def _resumed_config(last: dict, asked: TrainConfig, path: Path) -> TrainConfig:
     """The saved run's settings: only the limits and the device may change on resume."""
     try:
         saved = TrainConfig(**json.loads(last["train_config"]))
         saved.validate()
         sizes = saved.resolved_sizes()
     except (KeyError, TypeError, ValueError, UserError) as error:
-        raise UserError(f"last.pt: its training settings cannot be read ({str(error)[:120]})") from None
-    model = checked_weights(last, "last.pt")  # before a model is built from the settings
+        raise UserError(f"{path}: its training settings cannot be read ({str(error)[:120]})") from None
+    model = checked_weights(last, path)  # before a model is built from the settings
     if sizes != (model["hidden"], model.get("head_size") or 0) or saved.layers != model.get("layers", 1) \
             or saved.cell != model["cell"] or saved.head != model.get("head", "bernoulli"):
-        raise UserError("last.pt: its training settings do not match the model it holds")
+        raise UserError(f"{path}: its training settings do not match the model it holds")
     saved.max_epochs, saved.max_minutes, saved.device = asked.max_epochs, asked.max_minutes, asked.device
     return saved
 

@@ -357,6 +357,8 @@ def test_an_altered_last_checkpoint_or_run_file_is_refused_in_one_line(trained_r
     results = run_capped(cases)
     for result in results.values():
         assert_used_or_refused(result, may_succeed=False)
+    for name in lasts:
+        assert f"{name}/last.pt" in results[name]["stderr"]
     assert "config.json" in results["config-broken:compare"]["stderr"]
 
     # --resume rebuilds both from last.pt, which holds the whole course of the run
