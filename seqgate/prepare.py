@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-from array import array
 import os
 import tempfile
 import time
+from array import array
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,16 +42,6 @@ class PrepareSummary:
     skipped: list[tuple[str, str]]  # (file or piece name, reason)
     dropped_out_of_range: int
     source: str
-
-
-@dataclass(frozen=True)
-class MidiSource:
-    """One MIDI file to prepare."""
-
-    path: Path
-    name: str  # the given folder's name / relative path: shown to the user, stored as piece name
-    key: str  # path relative to the given folder: what the split hash sees
-    split: str | None  # from a train/valid/test folder on the way, else None
 
 
 def prepare_dataset(paths: list[Path], output: Path, *,
@@ -162,8 +152,8 @@ def bundled_corpus_dir() -> Path:
 
 class MidiFiles:
     """Every MIDI file found, sorted by name, kept compact: a corpus can hold hundreds of
-    thousands of files, so each costs its relative path and a few bytes, and the per-file views
-    (MidiSource, paths) are made when asked for.
+    thousands of files, so each costs its relative path and a few bytes, and its full path and
+    piece name are made when asked for.
     """
 
     def __init__(self, roots: list[str], labels: list[str | None], root_of: np.ndarray,
@@ -180,11 +170,6 @@ class MidiFiles:
     def name(self, i: int) -> str:
         label = self.labels[self.root_of[i]]
         return self.relative[i] if label is None else f"{label}/{self.relative[i]}"
-
-    def __getitem__(self, i: int) -> MidiSource:
-        code = int(self.split_codes[i])
-        return MidiSource(Path(self.path(i)), self.name(i), self.relative[i],
-                          SPLITS[code] if code < len(SPLITS) else None)
 
     @property
     def paths(self) -> _View:
