@@ -108,9 +108,15 @@ def join(device_name: str) -> World:
     return World(rank, size, local_rank, device)
 
 
-def leave(world: World) -> None:
-    if world.is_distributed and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+def leave(world: World, together: bool = True) -> None:
+    """Leave the process group. together: wait first until every process is done (rank 0 writes
+    the run's last files after the loop), so none tears the group down under a peer still using
+    it; False when leaving on an error or a signal, where a peer may never arrive."""
+    if not (world.is_distributed and torch.distributed.is_initialized()):
+        return
+    if together:
+        torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
 
 
 def is_main_process() -> bool:

@@ -100,9 +100,12 @@ def train(config: TrainConfig, run_dir: Path | None = None, resume: bool = False
     """
     world = join(config.device)
     try:
-        return _train(config, run_dir, resume, display, world)
-    finally:
-        leave(world)
+        summary = _train(config, run_dir, resume, display, world)
+    except BaseException:
+        leave(world, together=False)
+        raise
+    leave(world)
+    return summary
 
 
 def _train(config: TrainConfig, run_dir: Path | None, resume: bool, display, world: World) -> dict:
