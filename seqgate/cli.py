@@ -222,7 +222,7 @@ def evaluate(
 
     from seqgate.evaluate import evaluate_run
     from seqgate.runs import open_run
-    from seqgate.train import pick_device
+    from seqgate.distributed import pick_device
 
     result = evaluate_run(open_run(run), data, split, checkpoint, pick_device(device))
     if as_json:

@@ -29,7 +29,7 @@ class World:
     rank: int = 0
     size: int = 1
     local_rank: int = 0
-    device: torch.device = torch.device("cpu")  # where the collectives' tensors live
+    device: torch.device = torch.device("cpu")  # this process's: its model, batches and collectives
 
     @property
     def is_main(self) -> bool:
@@ -87,24 +87,31 @@ class World:
         return DistributedDataParallel(module, device_ids=ids)
 
 
+def pick_device(name: str) -> torch.device:
+    """The device `--device NAME` means: "auto" takes a GPU when torch sees one."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for, but torch sees no CUDA GPU")
+    return torch.device(name)
+
+
 def join(device_name: str) -> World:
     """The world torchrun started this process in (process group joined), or a world of one.
 
     device_name: "auto", "cpu" or "cuda" as given to `seqgate train`; under torchrun a CUDA
     process takes the GPU of its LOCAL_RANK and talks nccl, a CPU process talks gloo.
     """
+    device = pick_device(device_name)
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
-        return World()
+        return World(device=device)
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = device_name != "cpu" and torch.cuda.is_available()
-    if device_name.startswith("cuda") and not use_cuda:
-        raise UserError("--device cuda was asked for, but torch sees no CUDA GPU")
-    device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
-    if use_cuda:
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if use_cuda else "gloo")
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return World(rank, size, local_rank, device)
 
 

@@ -51,14 +51,6 @@ STATISTICS_MAX_FRAMES = 1_000_000
 RANK_WEIGHTS_ENV = "SEQGATE_TEST_RANK_WEIGHTS"
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for, but torch sees no CUDA GPU")
-    return torch.device(name)
-
-
 @dataclass
 class Progress:
     """Everything about the run's course that resume must restore exactly."""
@@ -98,6 +90,7 @@ def train(config: TrainConfig, run_dir: Path | None = None, resume: bool = False
 
     `display` receives progress callbacks (see cli.TrainDisplay); None trains silently.
     """
+    config.validate()  # the device name among the rest, before a process group is joined on it
     world = join(config.device)
     try:
         summary = _train(config, run_dir, resume, display, world)
@@ -116,7 +109,7 @@ def _train(config: TrainConfig, run_dir: Path | None, resume: bool, display, wor
     if last is not None:
         config = _resumed_config(last, config, run.checkpoint_path("last.pt"))
     config.validate()
-    device = world.device if world.is_distributed else pick_device(config.device)
+    device = world.device
     data = TrainingData(config, device, world)
     session = Session(config, data, device, run, world)
     if last is not None:

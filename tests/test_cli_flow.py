@@ -61,6 +61,7 @@ def test_prepare_train_sample_compare_in_an_empty_folder(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (("train", "--cell", "foo"), "unknown cell 'foo'"),
+    (("train", "--device", "tpu"), "unknown device 'tpu'"),
     (("sample",), "no trained run"),
     (("compare", "gru"), "no dataset at seqgate-data.npz"),
     (("evaluate",), "no trained run"),

@@ -234,6 +234,12 @@ def copy_run(run, folder, name, change=None, file="best.pt"):
     return target
 
 
+def sample_and_evaluate(name: str, run, folder) -> list:
+    """The two commands that read a run's best.pt, as run_capped cases."""
+    return [(f"{name}:sample", ["sample", "--run", run, "-o", folder / "out.mid", "--frames", "4"], folder),
+            (f"{name}:evaluate", ["evaluate", run], folder)]
+
+
 def set_config(**changes):
     return lambda checkpoint: checkpoint["model_config"].update(changes)
 
@@ -250,12 +256,8 @@ NAMED_CHECKPOINT_CASES = {
 def named_checkpoint_results(trained_run, tmp_path_factory):
     """sample and evaluate on each reported case, all in one capped subprocess."""
     folder = tmp_path_factory.mktemp("named-runs")
-    cases = []
-    for case, change in NAMED_CHECKPOINT_CASES.items():
-        run = copy_run(trained_run, folder, case, change)
-        cases.append((f"{case}:sample", ["sample", "--run", run, "-o", folder / "out.mid", "--frames", "4"], folder))
-        cases.append((f"{case}:evaluate", ["evaluate", run], folder))
-    return run_capped(cases)
+    return run_capped([case for name, change in NAMED_CHECKPOINT_CASES.items()
+                       for case in sample_and_evaluate(name, copy_run(trained_run, folder, name, change), folder)])
 
 
 @pytest.mark.parametrize("case", sorted(NAMED_CHECKPOINT_CASES))
@@ -299,11 +301,7 @@ def altered_runs(run, folder) -> list:
 
 def test_every_altered_checkpoint_is_used_or_refused_in_one_line(trained_run, tmp_path):
     runs = altered_runs(trained_run, tmp_path)
-    cases = []
-    for run in runs:
-        cases.append((f"{run.name}:sample", ["sample", "--run", run, "-o", tmp_path / "o.mid", "--frames", "4"], tmp_path))
-        cases.append((f"{run.name}:evaluate", ["evaluate", run], tmp_path))
-    results = run_capped(cases)
+    results = run_capped([case for run in runs for case in sample_and_evaluate(run.name, run, tmp_path)])
     for result in results.values():
         assert_used_or_refused(result)
     assert all(results[f"{name}:sample"]["code"] == 2 for name in ("layers-huge", "head-size-huge", "tensor-extra"))
