@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from seqgate.errors import UserError
-from seqgate.roll import LOWEST_PITCH, N_KEYS
+from seqgate.roll import LOWEST_PITCH, MAX_FRAMES_PER_QUARTER, N_KEYS, dense_roll, sparse_roll
 
 SPLITS = ("train", "valid", "test")
 # 2: frame_counts (uint8) replace frame_offsets (int64); tempos and programs are arrays (in 1,
@@ -80,9 +80,7 @@ class Dataset:
         """Frames start..end of one piece as a dense bool (frames, 88) roll."""
         end = int(self.lengths[piece]) if end is None else end
         counts, notes = self.window(piece, start, end)
-        roll = np.zeros((end - start, N_KEYS), dtype=bool)
-        roll[np.repeat(np.arange(end - start), counts), notes] = True
-        return roll
+        return dense_roll(notes, counts)
 
     def window(self, piece: int, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
         """(keys sounding per frame, their key indices) of frames start..end of one piece."""
@@ -136,15 +134,6 @@ class Dataset:
             "lowest_pitch": int(self.meta.get("lowest_pitch", LOWEST_PITCH)),
             "frames_per_quarter": self.meta.get("frames_per_quarter"),
         }
-
-
-def sparse_roll(roll: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A dense (frames, 88) roll -> (key indices of its sounding keys, keys sounding per frame)."""
-    roll = np.asarray(roll, dtype=bool)
-    # Flat indices are sorted by frame, then key; on a 1-D array this is ~3x faster than a 2-D
-    # np.nonzero, which matters for a corpus of millions of frames.
-    flat = np.flatnonzero(roll)
-    return (flat % N_KEYS).astype(np.uint8), np.count_nonzero(roll, axis=1).astype(np.uint8)
 
 
 def save_dataset(dataset: Dataset, path: str | Path) -> dict:
@@ -257,8 +246,9 @@ def _checked_meta(meta, n_pieces: int) -> dict:
         raise BadNpz(f"rolls of {meta.get('n_keys')} keys from pitch {meta.get('lowest_pitch')}; "
                      f"seqgate reads {N_KEYS} from {LOWEST_PITCH}")
     grid = meta.get("frames_per_quarter")
-    if grid is not None and not 0 < grid <= 96:
-        raise BadNpz(f"metadata frames_per_quarter is {grid!r}, not a grid of 1..96 frames per quarter")
+    if grid is not None and not 0 < grid <= MAX_FRAMES_PER_QUARTER:
+        raise BadNpz(f"metadata frames_per_quarter is {grid!r}, not a grid of 1..{MAX_FRAMES_PER_QUARTER} "
+                     f"frames per quarter")
     for key in PER_PIECE_META:  # format 1's lists
         values = meta.get(key)
         if values is not None and (not isinstance(values, list) or len(values) != n_pieces or not all(

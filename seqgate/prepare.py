@@ -25,7 +25,7 @@ from seqgate.dataset import SPLITS
 from seqgate.dataset_writer import DatasetWriter
 from seqgate.errors import UserError
 from seqgate.files import write_json_atomic
-from seqgate.roll import DEFAULT_FRAMES_PER_QUARTER
+from seqgate.roll import DEFAULT_FRAMES_PER_QUARTER, MAX_FRAMES_PER_QUARTER
 from seqgate.workers import Lost, WorkerPool
 
 MIDI_SUFFIXES = {".mid", ".midi"}
@@ -55,8 +55,8 @@ def prepare_dataset(paths: list[Path], output: Path, *,
 
     console = console or Console(quiet=True)
     fractions = _check_fractions(split_fractions)
-    if frames_per_quarter < 1:
-        raise UserError(f"frames per quarter must be at least 1, not {frames_per_quarter}")
+    if not 1 <= frames_per_quarter <= MAX_FRAMES_PER_QUARTER:  # a grid every stage can read back
+        raise UserError(f"frames per quarter must be 1..{MAX_FRAMES_PER_QUARTER}, not {frames_per_quarter}")
     paths = [Path(p) for p in paths]
     source = ", ".join(str(p) for p in paths)
     if not paths:

@@ -30,7 +30,7 @@ from rich.table import Table
 from seqgate.errors import UserError
 from seqgate.metrics import roll_statistics
 from seqgate.model import NextStepModel, few_threads_for_small_work, load_model
-from seqgate.roll import DEFAULT_QPM, LOWEST_PITCH, N_KEYS, roll_to_midi
+from seqgate.roll import DEFAULT_QPM, LOWEST_PITCH, N_KEYS, dense_roll, roll_to_midi
 from seqgate.runs import open_run
 from seqgate.settings import (QUARTERS_PER_BAR, SAMPLE_BARS, SAMPLE_PROGRAM, SAMPLE_TEMPERATURE,
                               SAMPLE_VELOCITY)
@@ -265,13 +265,12 @@ def _read_primer(primer, model: NextStepModel, roll_format: dict, frames_per_qua
     path = Path(primer)
     if not path.is_file():
         raise UserError(f"primer {path}: no such file")
-    from seqgate.dataset import Dataset
     from seqgate.prepare import read_midi_isolated
 
     parsed = read_midi_isolated(path, frames_per_quarter)  # a stranger's file: a crash costs a line
     if isinstance(parsed, str):
         raise UserError(f"primer {path}: {parsed}")
-    roll = Dataset(parsed.pitches, parsed.frame_counts, [len(parsed.frame_counts)], ["test"], [path.name]).roll(0)
+    roll = dense_roll(parsed.pitches, parsed.frame_counts)
     if primer_frames is not None:
         roll = roll[:int(primer_frames)]
     if console is not None and parsed.dropped_out_of_range:

@@ -170,3 +170,13 @@ def test_pieces_are_stored_in_name_order_and_a_file_reached_twice_counts_once(tm
     prepare_dataset([folder, folder / "a.mid"], tmp_path / "d.npz", workers=2)
     names = load_dataset(tmp_path / "d.npz").names
     assert names == ["songs/a.mid", "songs/b.mid", "songs/c.mid", "songs/sub/a.mid"]
+
+
+@pytest.mark.parametrize("grid", [0, 97])
+def test_a_grid_the_dataset_reader_would_refuse_is_refused_before_parsing(tmp_path, grid):
+    make_folder(tmp_path / "in", ["a.mid"])
+    with pytest.raises(UserError, match=f"frames per quarter must be 1..96, not {grid}"):
+        prepare_dataset([tmp_path / "in"], tmp_path / "d.npz", frames_per_quarter=grid)
+    assert not (tmp_path / "d.npz").exists()
+    prepare_dataset([tmp_path / "in"], tmp_path / "d.npz", frames_per_quarter=96)
+    assert load_dataset(tmp_path / "d.npz").frames_per_quarter == 96
