@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from seqgate.errors import UserError
+from seqgate.npz import BadNpz, read_npz
 from seqgate.roll import LOWEST_PITCH, MAX_FRAMES_PER_QUARTER, N_KEYS, dense_roll, sparse_roll
 
 SPLITS = ("train", "valid", "test")
@@ -164,8 +165,6 @@ def load_dataset(path: str | Path) -> Dataset:
     known splits, a name per piece, metadata types) before anything is built from it, and nothing
     is allocated beyond what the file's arrays hold. Any problem is a one-line UserError.
     """
-    from seqgate.npz import BadNpz, read_npz
-
     path = Path(path)
     if not path.exists():
         raise UserError(f"no dataset at {path}; run `seqgate prepare` first")
@@ -184,8 +183,6 @@ def load_dataset(path: str | Path) -> Dataset:
 
 def _checked_dataset(arrays: dict, meta) -> Dataset:
     """A Dataset from a file's arrays once they agree with each other; BadNpz says where not."""
-    from seqgate.npz import BadNpz
-
     pitches = arrays["pitches"]
     if "frame_counts" in arrays:
         frame_counts = arrays["frame_counts"]
@@ -223,8 +220,6 @@ def _checked_dataset(arrays: dict, meta) -> Dataset:
 
 
 def _check_offsets(offsets: np.ndarray, end: int, name: str, what: str) -> None:
-    from seqgate.npz import BadNpz
-
     if len(offsets) == 0 or offsets[0] != 0:
         raise BadNpz(f"{name} must start at 0")
     if len(offsets) > 1 and (np.diff(offsets) < 0).any():
@@ -234,8 +229,6 @@ def _check_offsets(offsets: np.ndarray, end: int, name: str, what: str) -> None:
 
 
 def _checked_meta(meta, n_pieces: int) -> dict:
-    from seqgate.npz import BadNpz
-
     if not isinstance(meta, dict):
         raise BadNpz("its metadata is not a JSON object")
     for key, types in META_TYPES.items():

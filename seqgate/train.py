@@ -109,9 +109,8 @@ def _train(config: TrainConfig, run_dir: Path | None, resume: bool, display, wor
     if last is not None:
         config = _resumed_config(last, config, run.checkpoint_path("last.pt"))
     config.validate()
-    device = world.device
-    data = TrainingData(config, device, world)
-    session = Session(config, data, device, run, world)
+    data = TrainingData(config, world)
+    session = Session(config, data, run, world)
     if last is not None:
         session.restore(last)
     elif world.is_main:
@@ -125,7 +124,7 @@ def _train(config: TrainConfig, run_dir: Path | None, resume: bool, display, wor
     if display:
         display.start(run.folder, session.info, session.progress)
     model, progress = session.model, session.progress
-    threads = (few_threads_for_small_work(model, config.batch_size) if device.type == "cpu"
+    threads = (few_threads_for_small_work(model, config.batch_size) if world.device.type == "cpu"
                else contextlib.nullcontext())
     status = "failed"  # until the loop ends normally or is interrupted
     try:
@@ -181,12 +180,12 @@ class TrainingData:
     corpus's notes, not with frames x 88.
     """
 
-    def __init__(self, config: TrainConfig, device: torch.device, world: World):
+    def __init__(self, config: TrainConfig, world: World):
         from seqgate.dataset import load_dataset
         from seqgate.metrics import roll_statistics
 
         dataset = load_dataset(config.data)
-        self.dataset, self.device, self.world = dataset, device, world
+        self.dataset, self.world = dataset, world
         self.train, self.valid = dataset.indices("train"), dataset.indices("valid")
         if not self.train:
             raise UserError(f"{config.data} has no training pieces")
@@ -213,13 +212,13 @@ class TrainingData:
         return epoch_batches(self.dataset, self.train, self.limits, window=config.window,
                              batch_size=config.batch_size, augment_transpose=config.augment_transpose,
                              rng=rng, rank=self.world.rank, world_size=self.world.size,
-                             device=self.device)
+                             device=self.world.device)
 
     def valid_batches(self):
         """This process's share of the valid pieces (every world-size-th); evaluate_batches
         reduces the sums over all processes."""
         mine = self.valid[self.world.rank::self.world.size]
-        return padded_batches(self.dataset, mine, EVALUATION_BATCH_SIZE, self.device)
+        return padded_batches(self.dataset, mine, EVALUATION_BATCH_SIZE, self.world.device)
 
 
 def _check_progress(progress: Progress) -> None:
@@ -237,8 +236,7 @@ def _check_progress(progress: Progress) -> None:
 class Session:
     """One run's model, optimizer, schedule, random state and progress, and what they write."""
 
-    def __init__(self, config: TrainConfig, data: TrainingData, device: torch.device, run: Run,
-                 world: World):
+    def __init__(self, config: TrainConfig, data: TrainingData, run: Run, world: World):
         self.config, self.data, self.run, self.world = config, data, run, world
         hidden, head_size = config.resolved_sizes()
         torch.manual_seed(config.seed)
@@ -246,7 +244,7 @@ class Session:
         self.model = NextStepModel(config.cell, hidden, config.layers, config.dropout, n_keys=data.n_keys,
                                    head=config.head, head_size=head_size or None)
         self.model.init_output_bias(data.key_frequency)
-        self.model.to(device)
+        self.model.to(world.device)
         # The training loss goes through DistributedDataParallel's forward under torchrun, which
         # is what makes backward() average the gradients of every process.
         self.likelihood = world.wrap(Likelihood(self.model))
@@ -261,7 +259,7 @@ class Session:
         self.last_plot = 0.0
         self.info = {"seqgate_version": __version__, "train": asdict(config),
                      "model_config": self.model.config(), "parameters": self.model.n_parameters(),
-                     "device": str(device), "processes": world.size, "data": data.info}
+                     "device": str(world.device), "processes": world.size, "data": data.info}
 
     def restore(self, last: dict) -> None:
         """Continue exactly where last.pt left off; the log is rewritten to match it, since an
