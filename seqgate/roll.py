@@ -87,8 +87,9 @@ def sparse_roll(roll: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def read_midi_sparse(path: str | os.PathLike, frames_per_quarter: int = DEFAULT_FRAMES_PER_QUARTER,
                      drums: bool = False, transpose_to_c: bool = False) -> SparseMidiRoll:
-    """read_midi_roll's roll in sparse form, made without the dense roll: what `prepare` runs
-    for every file, so its cost beside the parser's own is kept to a few array operations."""
+    """read_midi_roll's roll in the dataset's sparse form, read off a flat frames x 88 byte
+    buffer: what `prepare` runs for every file, so its cost beside the parser's own is kept to
+    one conversion of the notes and a few array operations."""
     import symusic  # imported here so that writing rolls does not need it
 
     try:
