@@ -189,18 +189,24 @@ def _key_from_signature(score) -> int | None:
 
 def estimate_tonic(pitches: np.ndarray, durations: np.ndarray) -> int:
     """Krumhansl-Schmuckler: the tonic pitch class whose major or minor profile fits best."""
+    return estimate_key(pitches, durations)[0]
+
+
+def estimate_key(pitches: np.ndarray, durations: np.ndarray) -> tuple[int, bool]:
+    """Krumhansl-Schmuckler: (tonic pitch class, minor?) of the key profile that fits best the
+    duration-weighted pitch-class histogram; (0, False), C major, when nothing sounds."""
     histogram = np.bincount(np.asarray(pitches) % 12, weights=np.asarray(durations, float),
                             minlength=12)
     if not histogram.any():
-        return 0
-    best, best_tonic = -np.inf, 0
-    for profile in (_MAJOR_PROFILE, _MINOR_PROFILE):
+        return 0, False
+    best, best_key = -np.inf, (0, False)
+    for minor, profile in ((False, _MAJOR_PROFILE), (True, _MINOR_PROFILE)):
         for tonic in range(12):
             # Profile rolled so that its tonic entry sits at pitch class `tonic`.
             r = np.corrcoef(histogram, np.roll(profile, tonic))[0, 1]
             if np.isfinite(r) and r > best:
-                best, best_tonic = r, tonic
-    return best_tonic
+                best, best_key = r, (tonic, minor)
+    return best_key
 
 
 def roll_to_notes(roll: np.ndarray) -> list[tuple[int, int, int]]:
