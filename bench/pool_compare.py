@@ -49,14 +49,15 @@ from pathlib import Path
 
 import numpy as np
 
-from seqgate.prepare import ParsedPiece, parse_one_midi
+from seqgate.prepare import parse_one_midi
+from seqgate.roll import SparseMidiRoll
 from seqgate.roll import DEFAULT_FRAMES_PER_QUARTER
 from seqgate.workers import FAULT_ENV, Lost, WorkerPool, fork_is_safe
 
-OPTIONS = (DEFAULT_FRAMES_PER_QUARTER, False, False)  # frames per quarter, drums, transpose_to_c
+OPTIONS = (DEFAULT_FRAMES_PER_QUARTER, False, False, False)  # frames per quarter, drums, transpose_to_c, onsets
 
 
-# ---- the pools: each returns, for every file in order, a ParsedPiece, a skip reason or a Lost
+# ---- the pools: each returns, for every file in order, a SparseMidiRoll, a skip reason or a Lost
 
 def run_seqgate(files: list[str], faults: dict[str, str], workers: int, timeout: float) -> list:
     if not fork_is_safe():
@@ -189,7 +190,7 @@ def cpu_seconds() -> tuple[float, float]:
 
 
 def same(a, b) -> bool:
-    if isinstance(a, ParsedPiece) and isinstance(b, ParsedPiece):
+    if isinstance(a, SparseMidiRoll) and isinstance(b, SparseMidiRoll):
         return (np.array_equal(a.pitches, b.pitches)
                 and np.array_equal(a.frame_counts, b.frame_counts))
     return type(a) is type(b) and a == b  # both the same skip reason

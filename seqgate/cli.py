@@ -54,6 +54,9 @@ def prepare(
     drums: bool = typer.Option(False, "--drums", help="Keep drum tracks as pitches."),
     transpose_to_c: bool = typer.Option(False, "--transpose-to-c",
                                         help="Transpose each piece to C major / C minor."),
+    onsets: bool = typer.Option(False, "--onsets",
+                                help="Also keep which keys are struck at each frame, so a re-struck "
+                                     "note stays two notes (MIDI input)."),
     split: str = typer.Option(",".join(f"{f:g}" for f in DEFAULT_SPLIT), "--split",
                               help="train,valid,test fractions for folders without split names."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Parser processes (default: all cores)."),
@@ -64,7 +67,7 @@ def prepare(
 
     summary = prepare_dataset(
         list(paths or []), output,
-        frames_per_quarter=frames_per_quarter, drums=drums, transpose_to_c=transpose_to_c,
+        frames_per_quarter=frames_per_quarter, drums=drums, transpose_to_c=transpose_to_c, onsets=onsets,
         split_fractions=parse_split_spec(split), workers=workers, report=report,
         console=console,
     )

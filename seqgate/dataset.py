@@ -12,9 +12,13 @@ binary 88-key roll sparsely, CSR style:
   names          str    (n_pieces,)       where each piece came from (relative path or benchmark id)
   tempos         float64 (n_pieces,)      source tempo (qpm) of each piece, NaN where unknown
   programs       int16  (n_pieces,)       General MIDI program of each piece, -1 where unknown
+  onsets         uint8  (n_notes,)        only in onset-aware files (`prepare --onsets`): 1 where the
+                                          key of that entry of pitches is struck at that frame,
+                                          0 where it is held on from the frame before; a key that
+                                          did not sound in the frame before counts as struck
   meta           str    ()                JSON: frames_per_quarter, lowest_pitch, n_keys, source,
                                           seqgate_version, created,
-                                          drums / transpose_to_c (how MIDI was read),
+                                          drums / transpose_to_c / onsets (how MIDI was read),
                                           benchmark (its name, for a known .mat/.pickle)
 """
 
@@ -28,7 +32,7 @@ import numpy as np
 
 from seqgate.errors import UserError
 from seqgate.npz import BadNpz, read_npz
-from seqgate.roll import LOWEST_PITCH, MAX_FRAMES_PER_QUARTER, N_KEYS, dense_roll, sparse_roll
+from seqgate.roll import LOWEST_PITCH, MAX_FRAMES_PER_QUARTER, N_KEYS, dense_roll, sparse_onsets, sparse_roll
 
 SPLITS = ("train", "valid", "test")
 # 2: frame_counts (uint8) replace frame_offsets (int64); tempos and programs are arrays (in 1,
@@ -45,13 +49,17 @@ class Dataset:
     frame_counts  uint8 (n_frames,)  how many keys sound in each frame (at most 88)
     lengths       int64 (n_pieces,)  frames per piece, pieces one after another
     splits, names                    one per piece
+    onsets        uint8 (n_notes,)   or None: 1 where the key is struck at that frame (an
+                                     onset-aware dataset, `prepare --onsets`)
     Dense (frames, 88) rolls are made only for what is asked: one piece (roll), a split of a small
     corpus (split), or a batch (batches.py).
     """
 
     def __init__(self, pitches: np.ndarray, frame_counts: np.ndarray, lengths: np.ndarray,
-                 splits: list[str], names: list[str], meta: dict | None = None):
+                 splits: list[str], names: list[str], meta: dict | None = None,
+                 onsets: np.ndarray | None = None):
         self.pitches = np.asarray(pitches, dtype=np.uint8)
+        self.onsets = None if onsets is None else np.asarray(onsets, dtype=np.uint8)
         self.frame_counts = np.asarray(frame_counts, dtype=np.uint8)
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.splits, self.names, self.meta = list(splits), list(names), dict(meta or {})
@@ -67,12 +75,17 @@ class Dataset:
 
     @classmethod
     def from_rolls(cls, rolls: list[np.ndarray], splits: list[str], names: list[str],
-                   meta: dict | None = None) -> Dataset:
-        """From dense (frames, 88) rolls, one per piece."""
+                   meta: dict | None = None, struck: list[np.ndarray] | None = None) -> Dataset:
+        """From dense (frames, 88) rolls, one per piece; struck: the keys struck at each frame of
+        each piece, for an onset-aware dataset."""
         parts = [sparse_roll(roll) for roll in rolls]
+        onsets = None
+        if struck is not None:
+            onsets = np.concatenate([sparse_onsets(r, s) for r, s in zip(rolls, struck)] or [np.zeros(0, np.uint8)])
         return cls(np.concatenate([p for p, _ in parts]) if parts else np.zeros(0, np.uint8),
                    np.concatenate([c for _, c in parts]) if parts else np.zeros(0, np.uint8),
-                   np.array([len(roll) for roll in rolls], dtype=np.int64), splits, names, meta)
+                   np.array([len(roll) for roll in rolls], dtype=np.int64), splits, names,
+                   {**(meta or {}), "onsets": struck is not None}, onsets)
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -83,13 +96,26 @@ class Dataset:
         counts, notes = self.window(piece, start, end)
         return dense_roll(notes, counts)
 
-    def window(self, piece: int, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
-        """(keys sounding per frame, their key indices) of frames start..end of one piece."""
+    def struck(self, piece: int, start: int = 0, end: int | None = None) -> np.ndarray | None:
+        """Frames start..end of one piece as a bool (frames, 88) roll of the keys struck at each
+        frame; None for a dataset without onsets."""
+        if self.onsets is None:
+            return None
+        end = int(self.lengths[piece]) if end is None else end
+        counts, notes, onsets = self.window(piece, start, end, with_onsets=True)
+        return dense_roll(notes, counts, onsets)
+
+    def window(self, piece: int, start: int, end: int, with_onsets: bool = False):
+        """(keys sounding per frame, their key indices) of frames start..end of one piece, and
+        with_onsets, their onset bits (None for a dataset without onsets) as a third item."""
         first = self.frame_starts[piece]
         skip = int(self.frame_counts[first:first + start].sum(dtype=np.int64))
         counts = self.frame_counts[first + start:first + end]
         begin = self.note_starts[piece] + skip
-        return counts, self.pitches[begin:begin + int(counts.sum(dtype=np.int64))]
+        notes = slice(begin, begin + int(counts.sum(dtype=np.int64)))
+        if not with_onsets:
+            return counts, self.pitches[notes]
+        return counts, self.pitches[notes], None if self.onsets is None else self.onsets[notes]
 
     def indices(self, split: str) -> list[int]:
         """The pieces of one split ('train', 'valid' or 'test'), in file order."""
@@ -129,12 +155,14 @@ class Dataset:
         return self.meta.get("frames_per_quarter")
 
     def roll_format(self) -> dict:
-        """What a model trained on this data expects of its input; compared before evaluating."""
-        return {
+        """What a model trained on this data expects of its input; compared before evaluating.
+        "onsets" is there only for onset-aware data, so older runs' formats stay as they were."""
+        found = {
             "n_keys": int(self.meta.get("n_keys", N_KEYS)),
             "lowest_pitch": int(self.meta.get("lowest_pitch", LOWEST_PITCH)),
             "frames_per_quarter": self.meta.get("frames_per_quarter"),
         }
+        return {**found, "onsets": True} if self.onsets is not None else found
 
 
 def save_dataset(dataset: Dataset, path: str | Path) -> dict:
@@ -142,7 +170,7 @@ def save_dataset(dataset: Dataset, path: str | Path) -> dict:
     writer of the format); returns DatasetWriter.finish's counts."""
     from seqgate.dataset_writer import DatasetWriter
 
-    with DatasetWriter(path) as writer:
+    with DatasetWriter(path, onsets=dataset.onsets is not None) as writer:
         writer.add_dataset(dataset)
         return writer.finish(dataset.meta, dataset.names)
 
@@ -150,11 +178,12 @@ def save_dataset(dataset: Dataset, path: str | Path) -> dict:
 # Every array a dataset file may hold: (dtype as numpy writes it, without byte order; dimensions).
 FILE_ARRAYS = {"pitches": ("u1", 1), "frame_counts": ("u1", 1), "frame_offsets": ("i8", 1),
                "piece_offsets": ("i8", 1), "split": ("u1", 1), "names": ("U", 1), "meta": ("U", 0),
-               "tempos": ("f8", 1), "programs": ("i2", 1)}
+               "tempos": ("f8", 1), "programs": ("i2", 1), "onsets": ("u1", 1)}
 # What the metadata's known keys may hold (None is always allowed); other keys are kept as they are.
 META_TYPES = {"frames_per_quarter": (int, float), "n_keys": (int,), "lowest_pitch": (int,),
               "source": (str,), "benchmark": (str,), "created": (str,), "seqgate_version": (str,),
-              "format_version": (int,), "drums": (bool,), "transpose_to_c": (bool,)}
+              "format_version": (int,), "drums": (bool,), "transpose_to_c": (bool,),
+              "onsets": (bool,)}
 
 
 def load_dataset(path: str | Path) -> Dataset:
@@ -200,6 +229,11 @@ def _checked_dataset(arrays: dict, meta) -> Dataset:
                      f"the file holds {len(pitches):,}")
     if len(pitches) and pitches.max() >= N_KEYS:
         raise BadNpz(f"a key index of {int(pitches.max())}, outside 0..{N_KEYS - 1}")
+    onsets = arrays.get("onsets")
+    if onsets is not None and len(onsets) != len(pitches):
+        raise BadNpz(f"{len(onsets):,} onset bits for {len(pitches):,} notes")
+    if onsets is not None and len(onsets) and onsets.max() > 1:
+        raise BadNpz(f"an onset bit of {int(onsets.max())}; the bits are 0 and 1")
     piece_offsets = arrays["piece_offsets"]
     _check_offsets(piece_offsets, len(frame_counts), "piece_offsets", "frames")
     n_pieces = len(piece_offsets) - 1
@@ -210,13 +244,15 @@ def _checked_dataset(arrays: dict, meta) -> Dataset:
     if n_pieces and split_codes.max() >= len(SPLITS):
         raise BadNpz(f"a split code of {int(split_codes.max())}; the codes are 0..{len(SPLITS) - 1}")
     meta = _checked_meta(meta, n_pieces)
+    if meta.get("onsets") and onsets is None:
+        raise BadNpz("its metadata says it holds onsets, but it has no onsets array")
     for key, (_, unknown) in PER_PIECE_META.items():
         if key in arrays:  # format 2; format 1 kept these lists in the JSON
             values = arrays[key]
             missing = np.isnan(values) if values.dtype.kind == "f" else values == unknown
             meta[key] = [None if m else v for v, m in zip(values.tolist(), missing.tolist())]
     return Dataset(pitches, frame_counts, np.diff(piece_offsets), [SPLITS[c] for c in split_codes.tolist()],
-                   arrays["names"].tolist(), meta)
+                   arrays["names"].tolist(), {**meta, "onsets": onsets is not None}, onsets)
 
 
 def _check_offsets(offsets: np.ndarray, end: int, name: str, what: str) -> None:
@@ -279,4 +315,6 @@ def dataset_fingerprint(dataset: Dataset) -> str:
         digest.update(f"{split}\0{name}\0{last - first}\0".encode())
         digest.update(dataset.frame_counts[first:last].tobytes())
         digest.update(dataset.pitches[dataset.note_starts[piece]:dataset.note_starts[piece + 1]].tobytes())
+        if dataset.onsets is not None:
+            digest.update(dataset.onsets[dataset.note_starts[piece]:dataset.note_starts[piece + 1]].tobytes())
     return digest.hexdigest()

@@ -27,7 +27,7 @@ class DatasetWriter:
     any corpus. Leaving the `with` block without finish() removes the scratch files, writes nothing.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, onsets: bool = False):
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,6 +37,8 @@ class DatasetWriter:
         folder = Path(self._scratch.name)
         self._notes = open(folder / "pitches", "w+b")
         self._counts = open(folder / "frame_counts", "w+b")
+        # An onset-aware dataset's onset bits, one a note, beside the notes in the same order.
+        self._onsets = open(folder / "onsets", "w+b") if onsets else None
         # Per piece, in arrival order (so its place in each scratch file is the sum of those
         # before it): its position in the file, notes, frames and split code; 21 bytes a piece.
         self._positions, self._notes_per_piece, self._frames_per_piece = array("i"), array("q"), array("q")
@@ -48,25 +50,33 @@ class DatasetWriter:
     def __exit__(self, *exc) -> None:
         self._notes.close()
         self._counts.close()
+        if self._onsets is not None:
+            self._onsets.close()
         self._scratch.cleanup()
 
     def __len__(self) -> int:
         return len(self._splits)
 
-    def add(self, position: int, pitches: np.ndarray, frame_counts: np.ndarray, split: str) -> None:
-        """One piece, sparse as Dataset holds it; `position` orders the pieces in the file."""
+    def add(self, position: int, pitches: np.ndarray, frame_counts: np.ndarray, split: str,
+            onsets: np.ndarray | None = None) -> None:
+        """One piece, sparse as Dataset holds it; `position` orders the pieces in the file.
+        onsets: its onset bits, one a note, for a writer made with onsets=True."""
+        if (onsets is None) != (self._onsets is None):
+            raise ValueError("onset bits are given for every piece of an onset-aware dataset, and only then")
         self._positions.append(position)
         self._notes_per_piece.append(len(pitches))
         self._frames_per_piece.append(len(frame_counts))
         self._splits.append(SPLITS.index(split))
         self._notes.write(np.ascontiguousarray(pitches, dtype=np.uint8).tobytes())
         self._counts.write(np.ascontiguousarray(frame_counts, dtype=np.uint8).tobytes())
+        if onsets is not None:
+            self._onsets.write(np.ascontiguousarray(onsets, dtype=np.uint8).tobytes())
 
     def add_dataset(self, dataset: Dataset) -> None:
         """Every piece of an in-memory dataset, its position its index there."""
         for piece in range(len(dataset)):
-            frame_counts, pitches = dataset.window(piece, 0, int(dataset.lengths[piece]))
-            self.add(piece, pitches, frame_counts, dataset.splits[piece])
+            frame_counts, pitches, onsets = dataset.window(piece, 0, int(dataset.lengths[piece]), with_onsets=True)
+            self.add(piece, pitches, frame_counts, dataset.splits[piece], onsets)
 
     def finish(self, meta: dict, names) -> dict:
         """Write the file; names[position] names each piece, and meta's tempos and programs, when
@@ -80,17 +90,21 @@ class DatasetWriter:
         piece_offsets = np.zeros(len(order) + 1, dtype=np.int64)
         np.cumsum(lengths, out=piece_offsets[1:])
         split_codes = np.frombuffer(self._splits, dtype=np.uint8)[order]
-        meta = {**meta, "format_version": FORMAT_VERSION, "n_keys": N_KEYS,
+        meta = {**meta, "format_version": FORMAT_VERSION, "n_keys": N_KEYS, "onsets": self._onsets is not None,
                 "lowest_pitch": LOWEST_PITCH, "seqgate_version": __version__}
         per_piece = {key: _per_piece_array(meta.pop(key, None), positions, key) for key in PER_PIECE_META}
         self._notes.flush()
         self._counts.flush()
+        if self._onsets is not None:
+            self._onsets.flush()
         # np.savez would append ".npz" to a bare name; a file handle keeps the name as given.
         # zlib level 1: ~5x faster to write than np.savez_compressed, ~4% larger; np.load reads it.
         with atomic_write(self.path, "wb") as handle, \
                 zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
             _copy_member(archive, "pitches", self._notes, (np.cumsum(notes) - notes)[order], notes[order])
             _copy_member(archive, "frame_counts", self._counts, (np.cumsum(frames) - frames)[order], lengths)
+            if self._onsets is not None:
+                _copy_member(archive, "onsets", self._onsets, (np.cumsum(notes) - notes)[order], notes[order])
             _names_member(archive, names, positions[order])
             for name, array_ in {"piece_offsets": piece_offsets, "split": split_codes,
                                  **{key: values[order] for key, values in per_piece.items()},

@@ -46,11 +46,12 @@ class PrepareSummary:
 
 def prepare_dataset(paths: list[Path], output: Path, *,
                     frames_per_quarter: int = DEFAULT_FRAMES_PER_QUARTER,
-                    drums: bool = False, transpose_to_c: bool = False,
+                    drums: bool = False, transpose_to_c: bool = False, onsets: bool = False,
                     split_fractions: tuple[float, float, float] = DEFAULT_SPLIT,
                     workers: int | None = None, report: Path | None = None, console=None,
                     file_timeout: float = DEFAULT_FILE_TIMEOUT) -> PrepareSummary:
-    """MIDI folders/files (or one benchmark .mat/.pickle) -> a dataset file at `output`."""
+    """MIDI folders/files (or one benchmark .mat/.pickle) -> a dataset file at `output`.
+    onsets: keep which keys are struck at each frame beside which sound (MIDI input only)."""
     from rich.console import Console
 
     console = console or Console(quiet=True)
@@ -72,7 +73,10 @@ def prepare_dataset(paths: list[Path], output: Path, *,
         _check_writable(Path(report))
 
     benchmark = [p for p in paths if p.is_file() and p.suffix.lower() in BENCHMARK_SUFFIXES]
-    with DatasetWriter(output) as writer:
+    if benchmark and onsets:  # the .mat/.pickle rolls say only which keys sound
+        raise UserError(f"{benchmark[0]} holds no onsets (benchmark rolls say only which keys sound); "
+                        f"leave out --onsets")
+    with DatasetWriter(output, onsets=onsets) as writer:
         if benchmark:
             if len(paths) > 1:
                 raise UserError(f"{benchmark[0]} is a benchmark file with its own splits; give it alone")
@@ -85,7 +89,7 @@ def prepare_dataset(paths: list[Path], output: Path, *,
             files = find_midi_files(paths)
             files_found, names = len(files), files.names
             skipped, dropped, meta = _parse_into(writer, files, fractions, console, options=(
-                frames_per_quarter, drums, transpose_to_c), workers=workers, file_timeout=file_timeout)
+                frames_per_quarter, drums, transpose_to_c, onsets), workers=workers, file_timeout=file_timeout)
             meta.update(frames_per_quarter=frames_per_quarter, source=source, drums=drums,
                         transpose_to_c=transpose_to_c)
 
@@ -339,7 +343,7 @@ def _parse_into(writer: DatasetWriter, files: MidiFiles, fractions, console, *, 
                 else:
                     code = int(files.split_codes[index])
                     split = SPLITS[code] if code < len(SPLITS) else hash_split(files.relative[index], fractions)
-                    writer.add(index, result.pitches, result.frame_counts, split)
+                    writer.add(index, result.pitches, result.frame_counts, split, result.onsets)
                     tempos[index], programs[index] = result.qpm, result.program
                     dropped += result.dropped_out_of_range
                 progress.advance(task)
@@ -358,10 +362,11 @@ def lost_reason(lost: Lost) -> str:
             "error": f"parser error ({lost.detail})"}[lost.kind]
 
 
-def read_midi_isolated(path: Path, frames_per_quarter: int, timeout: float = DEFAULT_FILE_TIMEOUT):
+def read_midi_isolated(path: Path, frames_per_quarter: int, timeout: float = DEFAULT_FILE_TIMEOUT,
+                       onsets: bool = False):
     """One MIDI file read in a watched worker process, so that a file crafted to crash or hang
     the parser costs a one-line message, not the caller: a roll.SparseMidiRoll, or the reason (str)."""
-    pool = WorkerPool("seqgate.prepare:parse_one_midi", [str(path)], (frames_per_quarter, False, False),
+    pool = WorkerPool("seqgate.prepare:parse_one_midi", [str(path)], (frames_per_quarter, False, False, onsets),
                       1, timeout, preload=("symusic", "seqgate.roll"))
     try:
         for _, result in pool.results():
@@ -377,8 +382,8 @@ def parse_one_midi(path: str, options: tuple):
     dropped notes (roll.SparseMidiRoll); or the reason (str) it is skipped."""
     from seqgate.roll import BadMidi, read_midi_sparse
 
-    frames_per_quarter, drums, transpose_to_c = options
+    frames_per_quarter, drums, transpose_to_c, onsets = options
     try:
-        return read_midi_sparse(path, frames_per_quarter, drums, transpose_to_c)
+        return read_midi_sparse(path, frames_per_quarter, drums, transpose_to_c, onsets)
     except BadMidi as error:
         return str(error)

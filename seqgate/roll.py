@@ -49,6 +49,7 @@ class MidiRoll:
     qpm: float  # the source's first tempo, quarter notes per minute (120 if none)
     program: int  # most used GM program among kept non-drum notes (0 if unknown)
     dropped_out_of_range: int  # notes outside MIDI 21..108 left out
+    struck: np.ndarray | None = None  # bool (frames, 88): keys struck at each frame, if asked
 
 
 @dataclass
@@ -59,20 +60,24 @@ class SparseMidiRoll:
     qpm: float
     program: int
     dropped_out_of_range: int
+    onsets: np.ndarray | None = None  # uint8 beside pitches: 1 where the key is struck, if asked
 
 
 def read_midi_roll(path: str | os.PathLike, frames_per_quarter: int = DEFAULT_FRAMES_PER_QUARTER, drums: bool = False,
-                   transpose_to_c: bool = False) -> MidiRoll:
-    """Read a MIDI file into a beat-grid roll; raise BadMidi with a short reason if unusable."""
-    sparse = read_midi_sparse(path, frames_per_quarter, drums, transpose_to_c)
+                   transpose_to_c: bool = False, onsets: bool = False) -> MidiRoll:
+    """Read a MIDI file into a beat-grid roll; raise BadMidi with a short reason if unusable.
+    onsets: also say which keys are struck at each frame (MidiRoll.struck)."""
+    sparse = read_midi_sparse(path, frames_per_quarter, drums, transpose_to_c, onsets)
+    struck = None if sparse.onsets is None else dense_roll(sparse.pitches, sparse.frame_counts, sparse.onsets)
     return MidiRoll(dense_roll(sparse.pitches, sparse.frame_counts), sparse.qpm, sparse.program,
-                    sparse.dropped_out_of_range)
+                    sparse.dropped_out_of_range, struck)
 
 
-def dense_roll(pitches: np.ndarray, frame_counts: np.ndarray) -> np.ndarray:
-    """The sparse form (key indices frame by frame, keys per frame) -> a bool (frames, 88) roll."""
+def dense_roll(pitches: np.ndarray, frame_counts: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
+    """The sparse form (key indices frame by frame, keys per frame) -> a bool (frames, 88) roll.
+    values: one per sounding key (the onset bits, say): the roll holds them instead of True."""
     roll = np.zeros((len(frame_counts), N_KEYS), dtype=bool)
-    roll[np.repeat(np.arange(len(frame_counts)), frame_counts), pitches] = True
+    roll[np.repeat(np.arange(len(frame_counts)), frame_counts), pitches] = True if values is None else values
     return roll
 
 
@@ -85,11 +90,23 @@ def sparse_roll(roll: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (flat % N_KEYS).astype(np.uint8), np.count_nonzero(roll, axis=1).astype(np.uint8)
 
 
+def sparse_onsets(roll: np.ndarray, struck: np.ndarray) -> np.ndarray:
+    """The onset bit (uint8) of every sounding key of `roll`, in sparse_roll's order: 1 where
+    `struck` says the key is struck, and wherever a key starts after silence (a note has to
+    begin somewhere, whatever `struck` says)."""
+    roll = np.asarray(roll, dtype=bool)
+    starts = roll.copy()
+    starts[1:] &= ~roll[:-1]
+    return (starts | (np.asarray(struck, dtype=bool) & roll)).reshape(-1)[np.flatnonzero(roll)].astype(np.uint8)
+
+
 def read_midi_sparse(path: str | os.PathLike, frames_per_quarter: int = DEFAULT_FRAMES_PER_QUARTER,
-                     drums: bool = False, transpose_to_c: bool = False) -> SparseMidiRoll:
+                     drums: bool = False, transpose_to_c: bool = False, onsets: bool = False) -> SparseMidiRoll:
     """read_midi_roll's roll in the dataset's sparse form, read off a flat frames x 88 byte
     buffer: what `prepare` runs for every file, so its cost beside the parser's own is kept to
-    one conversion of the notes and a few array operations."""
+    one conversion of the notes and a few array operations. onsets: also the onset bit of each
+    sounding key (1 at the frame a note starts on), so that a key struck again while it sounds
+    stays two notes."""
     import symusic  # imported here so that writing rolls does not need it
 
     try:
@@ -148,11 +165,16 @@ def read_midi_sparse(path: str | os.PathLike, frames_per_quarter: int = DEFAULT_
     marked[frames * N_KEYS + np.repeat(pitch - LOWEST_PITCH, lengths)] = True
     cells = np.flatnonzero(marked)
     frame_counts = np.bincount(cells // N_KEYS, minlength=n_frames).astype(np.uint8)
+    onset_bits = None
+    if onsets:  # the cells where a note starts, marked the same way, read at the sounding cells
+        marked[:] = False
+        marked[onset * N_KEYS + pitch - LOWEST_PITCH] = True
+        onset_bits = marked[cells].astype(np.uint8)
 
     tempos = sorted(score.tempos, key=lambda t: t.time)
     qpm = round(float(tempos[0].qpm), 3) if tempos else DEFAULT_QPM
     program = max(sorted(programs), key=lambda p: programs[p]) if programs else 0
-    return SparseMidiRoll((cells % N_KEYS).astype(np.uint8), frame_counts, qpm, program, dropped)
+    return SparseMidiRoll((cells % N_KEYS).astype(np.uint8), frame_counts, qpm, program, dropped, onset_bits)
 
 
 def _reason_from_parser(path, error: Exception) -> str:
@@ -209,26 +231,36 @@ def estimate_key(pitches: np.ndarray, durations: np.ndarray) -> tuple[int, bool]
     return best_key
 
 
-def roll_to_notes(roll: np.ndarray) -> list[tuple[int, int, int]]:
-    """Held notes of a roll as (MIDI pitch, start frame, end frame), sorted by start then pitch.
+def roll_to_notes(roll: np.ndarray, struck: np.ndarray | None = None) -> list[tuple[int, int, int]]:
+    """Notes of a roll as (MIDI pitch, start frame, end frame), sorted by start then pitch.
 
-    A key sounding in consecutive frames is one note; end is exclusive.
+    Without `struck`, a key sounding in consecutive frames is one held note. With it (bool, the
+    roll's shape: keys struck at each frame), a key struck while it already sounds ends the note
+    before and starts a new one. End is exclusive.
     """
     roll = np.asarray(roll, dtype=bool)
-    padded = np.zeros((len(roll) + 2, roll.shape[1]), dtype=np.int8)
+    padded = np.zeros((len(roll) + 2, roll.shape[1]), dtype=bool)
     padded[1:-1] = roll
-    change = np.diff(padded, axis=0)  # +1 where a key starts, -1 one past where it stops
-    # Transposed, nonzero() walks key by key, in time order: starts and ends pair up.
-    start_key, start = np.nonzero(change.T == 1)
-    _, end = np.nonzero(change.T == -1)
-    order = np.lexsort((start_key, start))
-    notes = np.stack([start_key + LOWEST_PITCH, start, end], axis=1)[order]
+    before, now = padded[:-1], padded[1:]
+    starts = now & ~before  # padded row t + 1 is frame t
+    if struck is not None:
+        starts[:-1] |= roll & np.asarray(struck, dtype=bool)
+    stops = before & ~now
+    # Transposed, nonzero() walks key by key in time order; a note lasts from its start to the
+    # next start or stop of its key, the next entry in that walk (a key's last entry is a stop).
+    key, frame = np.nonzero((starts | stops).T)
+    is_start = starts.T[key, frame]
+    first = np.flatnonzero(is_start)
+    order = np.lexsort((key[first], frame[first]))
+    notes = np.stack([key[first] + LOWEST_PITCH, frame[first], frame[first + 1]], axis=1)[order]
     return list(map(tuple, notes.tolist()))
 
 
 def roll_to_midi(roll: np.ndarray, path: str | os.PathLike, *, qpm: float = DEFAULT_QPM,
-                 frames_per_quarter: int = DEFAULT_FRAMES_PER_QUARTER, program: int = 0, velocity: int = 80) -> int:
-    """Write a roll as a one-instrument MIDI file (atomically); returns the number of notes."""
+                 frames_per_quarter: int = DEFAULT_FRAMES_PER_QUARTER, program: int = 0, velocity: int = 80,
+                 struck: np.ndarray | None = None) -> int:
+    """Write a roll as a one-instrument MIDI file (atomically); returns the number of notes.
+    struck: the keys struck at each frame (see roll_to_notes), so re-struck notes stay apart."""
     import pretty_midi
 
     from seqgate.files import atomic_write
@@ -237,7 +269,7 @@ def roll_to_midi(roll: np.ndarray, path: str | os.PathLike, *, qpm: float = DEFA
     # 480 ticks per quarter divides evenly by 1, 2, 3, 4, 6, 8... frames per quarter.
     midi = pretty_midi.PrettyMIDI(resolution=480, initial_tempo=qpm)
     instrument = pretty_midi.Instrument(program=int(program))
-    notes = roll_to_notes(roll)
+    notes = roll_to_notes(roll, struck)
     for pitch, start, end in notes:
         instrument.notes.append(pretty_midi.Note(velocity=int(velocity), pitch=int(pitch),
                                                  start=start * seconds_per_frame,

@@ -180,3 +180,32 @@ def test_a_grid_the_dataset_reader_would_refuse_is_refused_before_parsing(tmp_pa
     assert not (tmp_path / "d.npz").exists()
     prepare_dataset([tmp_path / "in"], tmp_path / "d.npz", frames_per_quarter=96)
     assert load_dataset(tmp_path / "d.npz").frames_per_quarter == 96
+
+
+# ---- onsets
+
+def test_prepare_onsets_keeps_each_struck_key_and_the_sounding_roll_is_unchanged(tmp_path):
+    repeated = [{"notes": [(67, 0.5 * i, 0.5 * i + 0.5) for i in range(4)] + [(60, 0, 2)]}]
+    for name in ("a.mid", "b.mid"):
+        write_midi(tmp_path / "songs" / name, repeated)
+    plain = prepare_dataset([tmp_path / "songs"], tmp_path / "plain.npz", split_fractions=(1, 0, 0))
+    aware = prepare_dataset([tmp_path / "songs"], tmp_path / "aware.npz", split_fractions=(1, 0, 0),
+                            onsets=True)
+    assert plain.frames_per_split == aware.frames_per_split
+    plain, aware = load_dataset(tmp_path / "plain.npz"), load_dataset(tmp_path / "aware.npz")
+    assert plain.onsets is None and plain.struck(0) is None and "onsets" not in plain.roll_format()
+    assert aware.meta["onsets"] is True and aware.roll_format()["onsets"] is True
+    for piece in range(2):
+        assert np.array_equal(aware.roll(piece), plain.roll(piece))
+        struck = aware.struck(piece)
+        # C4 struck once at frame 0; G4 at every one of the four eighth-note frames.
+        assert np.flatnonzero(struck[:, 60 - 21]).tolist() == [0]
+        assert np.flatnonzero(struck[:, 67 - 21]).tolist() == [0, 1, 2, 3]
+        assert np.array_equal(aware.struck(piece, 1, 3), struck[1:3])
+
+
+def test_onsets_of_a_benchmark_file_are_refused_in_one_line(tmp_path):
+    (tmp_path / "b.mat").write_bytes(b"refused before it is read")
+    result = run_cli("prepare", tmp_path / "b.mat", "--onsets", "-o", tmp_path / "d.npz")
+    assert_one_line_error(result)
+    assert "onsets" in result.stderr

@@ -149,3 +149,48 @@ def test_a_corrupt_time_value_is_refused_not_allocated(tmp_path, midi_writer):
     path = midi_writer(tmp_path / "long.mid", [{"notes": [(60, 0, 1), (62, 5_000_000, 5_000_001)]}], tpq=24)
     with pytest.raises(BadMidi, match="longer than"):
         read_midi_roll(path)
+
+
+REPEATED_EIGHTHS = [{"notes": [(67, 0.5 * i, 0.5 * i + 0.5) for i in range(4)] + [(60, 0, 2)], "program": 0}]
+
+
+def test_a_repeated_note_survives_the_round_trip_only_with_onsets(tmp_path):
+    source = write_midi(tmp_path / "repeated.mid", REPEATED_EIGHTHS)
+    plain = read_midi_roll(source, frames_per_quarter=2)
+    aware = read_midi_roll(source, frames_per_quarter=2, onsets=True)
+    assert plain.struck is None and np.array_equal(aware.roll, plain.roll)
+    # G4 sounds in all four frames: without onsets the four eighths are one held note.
+    assert roll_to_notes(plain.roll) == [(60, 0, 4), (67, 0, 4)]
+    expected = [(60, 0, 4), (67, 0, 1), (67, 1, 2), (67, 2, 3), (67, 3, 4)]
+    assert roll_to_notes(aware.roll, aware.struck) == expected
+    written = tmp_path / "written.mid"
+    assert roll_to_midi(aware.roll, written, frames_per_quarter=2, struck=aware.struck) == 5
+    again = read_midi_roll(written, frames_per_quarter=2, onsets=True)
+    assert roll_to_notes(again.roll, again.struck) == expected
+
+
+def test_a_struck_key_that_is_not_sounding_starts_nothing_and_every_note_has_a_start():
+    roll = np.zeros((5, N_KEYS), dtype=bool)
+    roll[1:5, 0] = True
+    struck = np.zeros_like(roll)
+    struck[0, 0] = struck[3, 0] = struck[2, 5] = True  # frame 0 and key 5 do not sound
+    assert roll_to_notes(roll, struck) == [(21, 1, 3), (21, 3, 5)]  # frame 1 starts after silence
+
+
+def test_bundled_chorales_keep_every_note_the_grid_can_hold(tmp_path):
+    """MIDI -> roll with onsets -> MIDI -> roll: the same roll and onsets, and as many notes as
+    (key, start frame) pairs, what the grid forces; without onsets, notes are lost."""
+    from seqgate.prepare import bundled_corpus_dir
+    from seqgate.roll import read_midi_sparse
+
+    lost_without = 0
+    for path in sorted(bundled_corpus_dir().glob("*.mid"))[:10]:
+        sparse = read_midi_sparse(path, 2, onsets=True)
+        aware = read_midi_roll(path, frames_per_quarter=2, onsets=True)
+        written = tmp_path / path.name
+        notes = roll_to_midi(aware.roll, written, frames_per_quarter=2, struck=aware.struck)
+        assert notes == int(sparse.onsets.sum())  # every (key, start frame) pair is a note
+        again = read_midi_roll(written, frames_per_quarter=2, onsets=True)
+        assert np.array_equal(again.roll, aware.roll) and np.array_equal(again.struck, aware.struck)
+        lost_without += notes - len(roll_to_notes(aware.roll))
+    assert lost_without > 0  # the chorales repeat notes: the plain roll merges them
