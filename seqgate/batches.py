@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from seqgate.dataset import Dataset
+from seqgate.heads import units_per_frame
 from seqgate.roll import N_KEYS
 
 
@@ -39,7 +40,8 @@ def transpose_limits(dataset: Dataset, piece: int) -> tuple[int, int]:
 
 
 def dense_batch(dataset: Dataset, windows: list[tuple[int, int, int]], shifts=None, device=None):
-    """(rolls (B,T,K) float32, mask (B,T) bool) of (piece, start, end) windows, zero-padded.
+    """(rolls (B,T,K) float32, mask (B,T) bool) of (piece, start, end) windows, zero-padded;
+    for an onset-aware dataset K is 2 x 88, the struck keys after the sounding ones.
 
     Vectorised: the windows' notes become three index arrays and one scatter fills the batch,
     whatever its frames. The scatter runs on `device`, so what crosses to a GPU is the notes
@@ -50,13 +52,21 @@ def dense_batch(dataset: Dataset, windows: list[tuple[int, int, int]], shifts=No
     lengths = torch.tensor([end - start for _, start, end in windows])
     rows, frames, keys = [], [], []
     for row, (piece, start, end) in enumerate(windows):
-        counts, notes = dataset.window(piece, start, end)
-        frames.append(np.repeat(np.arange(end - start), counts))
+        counts, notes, onsets = dataset.window(piece, start, end, with_onsets=True)
+        at = np.repeat(np.arange(end - start), counts)
+        key = notes.astype(np.int64) + (shifts[row] if shifts is not None else 0)
+        frames.append(at)
         rows.append(np.full(len(notes), row))
-        keys.append(notes.astype(np.int64) + (shifts[row] if shifts is not None else 0))
+        keys.append(key)
+        if onsets is not None:  # an onset-aware dataset: the struck keys go after the 88
+            struck = onsets.astype(bool)
+            frames.append(at[struck])
+            rows.append(np.full(int(struck.sum()), row))
+            keys.append(key[struck] + N_KEYS)
     index = torch.from_numpy(np.stack([np.concatenate(rows), np.concatenate(frames),
                                        np.concatenate(keys)]).astype(np.int64)).to(device)
-    batch = torch.zeros(len(windows), longest, N_KEYS, device=device)
+    width = units_per_frame(N_KEYS, dataset.onsets is not None)
+    batch = torch.zeros(len(windows), longest, width, device=device)
     batch[index[0], index[1], index[2]] = 1.0
     mask = (torch.arange(longest) < lengths[:, None]).to(device)
     return batch, mask

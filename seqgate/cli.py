@@ -232,7 +232,7 @@ def evaluate(
         print(json.dumps(result, indent=2))
         return
     table = Table(title=f"{result['cell']} ({result['head']} head) {result['run']} on {split} ({result['pieces']} pieces, "
-                        f"{result['frames']:,} frames)")
+                        f"{result['frames']:,} frames)", caption=f"NLL: {result['nll_of']}")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_row("NLL per frame (nats, frames weighted equally)", f"{result['nll']:.4f}")

@@ -150,6 +150,7 @@ def compare(cells: list[str], *, heads: list[str] | None = None,
                      f"train/valid/test are {counts}); the paper's numbers are left out")
         console.print(notes[-1])
     fingerprint = dataset_fingerprint(dataset)
+    onsets = dataset.onsets is not None
     del dataset
 
     extra = dict(train_options or {})
@@ -170,7 +171,7 @@ def compare(cells: list[str], *, heads: list[str] | None = None,
                 config = TrainConfig(cell=cell, head=head, data=str(data.resolve()), params=params,
                                      recipe=recipe, device=device, seed=seed, **limits, **extra)
                 config.validate()
-                config.resolved_hidden()  # a bad budget fails now, not after other cells trained
+                config.resolved_hidden(onsets)  # a bad budget fails now, not after other cells trained
                 # Written out, not left to "the recipe's own": a run trained before the recipe's
                 # defaults changed must not look equal to one trained after.
                 config.lr, config.weight_noise = config.recipe_lr(), config.recipe_weight_noise()
@@ -178,7 +179,7 @@ def compare(cells: list[str], *, heads: list[str] | None = None,
     labels = [run_label(config.cell, config.head, heads) for config in configs]
 
     output.mkdir(parents=True, exist_ok=True)
-    planned = [_plan(config, label, output, fingerprint) for config, label in zip(configs, labels)]
+    planned = [_plan(config, label, output, fingerprint, onsets) for config, label in zip(configs, labels)]
     to_train = []
     for config, label, (run_dir, action) in zip(configs, labels, planned):
         if action == "reused":
@@ -214,9 +215,9 @@ def compare(cells: list[str], *, heads: list[str] | None = None,
 
 # ----------------------------------------------------------------------------- which folder
 
-def _plan(config, label: str, output: Path, fingerprint: str) -> tuple[Path, str]:
+def _plan(config, label: str, output: Path, fingerprint: str, onsets: bool) -> tuple[Path, str]:
     """(run folder, "reused" | "resumed" | "trained") for one cell and seed; see the module doc."""
-    wanted, hidden = asdict(config), config.resolved_hidden()
+    wanted, hidden = asdict(config), config.resolved_hidden(onsets)
     for run in compare_runs(output, label, config.seed):
         action = run.reuse_action(wanted, fingerprint, hidden)
         if action is not None:

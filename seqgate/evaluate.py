@@ -24,6 +24,15 @@ from seqgate.model import NextStepModel, few_threads_for_small_work, shift_right
 from seqgate.runs import Run
 
 EVALUATION_BATCH_SIZE = 64
+
+
+def nll_quantity(onsets: bool) -> str:
+    """What an NLL per frame measures: an onset-aware model's also prices each held key's
+    re-strike, so it is not the benchmarks' 88-key NLL and must never sit beside it unlabelled."""
+    if onsets:
+        return "nats per frame over the sounding keys and their onsets (re-strikes): not the 88-key benchmark NLL"
+    return "nats per frame over the 88 sounding keys"
+
 # At most this many floats per head tensor at once: long pieces are evaluated in time chunks with
 # the recurrent state carried, so a NADE's (batch, time, keys, hidden) work stays near 32 MB.
 EVALUATION_CHUNK_FLOATS = 8_000_000
@@ -45,7 +54,7 @@ def evaluate_batches(model: NextStepModel, batches, reduce=None) -> dict:
         nll = nll * mask
         frames_per_piece = mask.sum(1)
         predicted = predicted & mask.unsqueeze(-1)
-        actual = rolls.bool()
+        actual = rolls[..., :model.n_keys].bool()  # accuracy is on the sounding keys
         totals += [float(nll.sum()), int(frames_per_piece.sum()),
                    float(nll[:, 0].sum()) if nll.shape[1] else 0.0,
                    int(mask[:, 1:].sum()) if nll.shape[1] else 0,
@@ -111,7 +120,7 @@ def evaluate_rolls(model: NextStepModel, rolls: list[np.ndarray], device="cpu",
 def check_roll_format(expected: dict, found: dict, data_path) -> None:
     """Refuse data whose roll differs from what the model was trained on, saying how."""
     for key, label in (("n_keys", "keys"), ("lowest_pitch", "lowest pitch"),
-                       ("frames_per_quarter", "frames per quarter note")):
+                       ("frames_per_quarter", "frames per quarter note"), ("onsets", "onsets")):
         if expected.get(key) != found.get(key):
             raise UserError(f"{data_path} does not match the model's roll format: {label} "
                             f"{found.get(key)} in the data, {expected.get(key)} in the model")
@@ -134,5 +143,6 @@ def evaluate_run(run: Run | str | os.PathLike, data_path=None, split: str = "tes
     check_roll_format(data.get("roll_format", {}), dataset.roll_format(), data_path)
     result = evaluate_pieces(model.to(device), dataset, dataset.indices(split), device)
     result.update({"split": split, "data": str(data_path), "run": str(run),
-                   "checkpoint": checkpoint_name, "cell": model.cell, "head": model.head_name})
+                   "checkpoint": checkpoint_name, "cell": model.cell, "head": model.head_name,
+                   "onsets": model.onsets, "nll_of": nll_quantity(model.onsets)})
     return result

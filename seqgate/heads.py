@@ -3,15 +3,27 @@
 Every head has the same interface, which is all the model (model.py) uses:
 
   head(features)                     the head's raw output for (batch, time, features)
-  head.nll(features, targets)        NLL of each frame, keys summed: (batch, time)
-  head.nll_and_prediction(features, targets)
-                                     the NLL and the frame the head predicts, decided without the
-                                     true keys of that frame (for frame accuracy): bool (B, T, keys)
-  head.init_from_frequency(freq)     start at each key's training frequency
+  head.nll(features, targets, previous)
+                                     NLL of each frame, keys summed: (batch, time); previous: the
+                                     frames before the targets (only onset-aware heads read them)
+  head.nll_and_prediction(features, targets, previous)
+                                     the NLL and the sounding keys the head predicts, decided
+                                     without the true keys of that frame (for frame accuracy):
+                                     bool (B, T, keys)
+  head.init_from_frequency(freq)     start at each unit's training frequency (see unit_values)
   head.drawer(temperature, generator, n_pieces)
-                                     a callable (features (n, F), out (n, keys), max_polyphony)
-                                     -> probabilities, that draws one frame per piece into `out`
-  Head.count_parameters(features, n_keys, size)
+                                     a callable (features (n, F), out (n, width), max_polyphony,
+                                     previous (n, width)) -> probabilities, that draws one frame
+                                     per piece into `out`
+  Head.count_parameters(features, n_keys, size, onsets)
+
+Onset-aware heads (onsets=True, for `prepare --onsets` data): a frame is 2 x 88 values, the keys
+that sound and the keys struck. Where a key sounds and did not sound in the frame before, it is
+struck by definition; the one free onset bit is the re-strike of a key that sounds in both frames.
+So the head models 88 sounding units and then 88 re-strike units (unit_values), a re-strike unit
+scored only where its key is held over (sounds now and before): a proper distribution over the
+frames that can be stored, an onset only on a sounding key. Its NLL is therefore of a different
+quantity from the 88-key benchmark NLL (it also prices the onsets).
 
 BernoulliHead is Chung et al. 2014's output (and Boulanger-Lewandowski et al. 2012's RNN
 baseline): one logit per key, the keys of a frame independent given the state.
@@ -36,35 +48,64 @@ from torch import nn
 RANDOM_BLOCK_FRAMES = 256
 
 
+def units_per_frame(n_keys: int, onsets: bool) -> int:
+    """Values in one frame: the sounding keys, and with onsets the struck keys after them."""
+    return n_keys * (2 if onsets else 1)
+
+
+def unit_values(frames: torch.Tensor, previous: torch.Tensor, n_keys: int):
+    """Stored onset-aware frames [sounding | struck] -> (the head's units [sounding | re-struck],
+    which units are scored: the sounding ones, and a re-strike only where its key is held over).
+    previous: the frames before (the model's inputs)."""
+    sounding, struck = frames[..., :n_keys], frames[..., n_keys:]
+    held = sounding * previous[..., :n_keys]
+    return torch.cat([sounding, struck * held], -1), torch.cat([torch.ones_like(sounding), held], -1)
+
+
+def stored_frame(units: torch.Tensor, previous: torch.Tensor, n_keys: int) -> None:
+    """A drawn frame of units [sounding | re-struck] -> the stored form [sounding | struck], in
+    place: a sounding key is struck where it is re-struck or did not sound before."""
+    sounding, restruck = units[:, :n_keys], units[:, n_keys:]
+    restruck.copy_(sounding * torch.maximum(restruck, 1 - previous[:, :n_keys]))
+
+
 class BernoulliHead(nn.Linear):
-    """88 independent Bernoulli keys: p(key k on) = sigmoid(W_k . h + b_k).
+    """88 independent Bernoulli keys: p(key k on) = sigmoid(W_k . h + b_k) (and, with onsets, 88
+    re-strike units after them, each independent given the state).
 
     A subclass of nn.Linear, so its weights are head.weight / head.bias as they always were.
     """
 
     name = "bernoulli"
 
-    def __init__(self, features: int, n_keys: int, size: int = 0):
-        super().__init__(features, n_keys)
+    def __init__(self, features: int, n_keys: int, size: int = 0, onsets: bool = False):
+        super().__init__(features, units_per_frame(n_keys, onsets))
+        self.n_keys, self.onsets = int(n_keys), bool(onsets)
 
     size = 0  # no hidden layer of its own
 
     @staticmethod
-    def count_parameters(features: int, n_keys: int, size: int = 0) -> int:
-        return features * n_keys + n_keys
+    def count_parameters(features: int, n_keys: int, size: int = 0, onsets: bool = False) -> int:
+        units = units_per_frame(n_keys, onsets)
+        return features * units + units
 
     def work_per_frame(self) -> int:
         """Floats one frame needs in nll(): bounds how many frames evaluation takes at once."""
         return self.out_features
 
-    def nll(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(self(features), targets, reduction="none").sum(-1)
+    def nll(self, features: torch.Tensor, targets: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
+        return self.nll_and_prediction(features, targets, previous)[0]
 
-    def nll_and_prediction(self, features: torch.Tensor, targets: torch.Tensor):
+    def nll_and_prediction(self, features: torch.Tensor, targets: torch.Tensor,
+                           previous: torch.Tensor | None = None):
         """Both from one pass: a key is predicted on when its probability is >= 0.5."""
         logits = self(features)
-        nll = F.binary_cross_entropy_with_logits(logits, targets, reduction="none").sum(-1)
-        return nll, logits >= 0  # sigmoid(logit) >= 0.5
+        if not self.onsets:
+            nll = F.binary_cross_entropy_with_logits(logits, targets, reduction="none").sum(-1)
+            return nll, logits >= 0  # sigmoid(logit) >= 0.5
+        units, scored = unit_values(targets, previous, self.n_keys)
+        nll = (F.binary_cross_entropy_with_logits(logits, units, reduction="none") * scored).sum(-1)
+        return nll, logits[..., :self.n_keys] >= 0
 
     def init_from_frequency(self, key_frequency: torch.Tensor) -> None:
         """Start at each key's training frequency (as log-odds).
@@ -89,14 +130,15 @@ class _BernoulliDrawer:
         # logits / T = h (W / T)^T + b / T: dividing the weights once saves a division per step.
         self.weight_t = (head.weight / temperature).t().contiguous()
         self.bias = head.bias / temperature
-        self.generator, self.n_pieces, self.n_keys = generator, n_pieces, head.out_features
+        self.generator, self.n_pieces, self.n_units = generator, n_pieces, head.out_features
+        self.n_keys, self.onsets = head.n_keys, head.onsets
         self.uniforms, self.used = None, RANDOM_BLOCK_FRAMES
 
     def __call__(self, features: torch.Tensor, out: torch.Tensor,
-                 max_polyphony: int | None = None) -> torch.Tensor:
+                 max_polyphony: int | None = None, previous: torch.Tensor | None = None) -> torch.Tensor:
         probs = torch.addmm(self.bias, features, self.weight_t).sigmoid_()
         if self.used == RANDOM_BLOCK_FRAMES:
-            self.uniforms = torch.rand(RANDOM_BLOCK_FRAMES, self.n_pieces, self.n_keys,
+            self.uniforms = torch.rand(RANDOM_BLOCK_FRAMES, self.n_pieces, self.n_units,
                                        generator=self.generator)
             self.used = 0
         # A key sounds when its uniform number falls below its probability: a Bernoulli draw,
@@ -104,7 +146,9 @@ class _BernoulliDrawer:
         torch.lt(self.uniforms[self.used], probs, out=out)
         self.used += 1
         if max_polyphony is not None:
-            keep_most_probable(out, probs, max_polyphony)
+            keep_most_probable(out[:, :self.n_keys], probs[:, :self.n_keys], max_polyphony)
+        if self.onsets:
+            stored_frame(out, previous, self.n_keys)
         return probs
 
 
@@ -130,28 +174,33 @@ class NADEHead(nn.Module):
     """A NADE over the keys of a frame whose biases the recurrent state sets (RNN-NADE).
 
     size: the NADE's hidden units H. Parameters: W (H x keys) and V (keys x H), shared over time;
-    the state maps to the visible biases b (keys) and the hidden biases c (H).
+    the state maps to the visible biases b (keys) and the hidden biases c (H). With onsets, the
+    NADE runs over 176 units, the 88 sounding keys and then the 88 re-strike units (see
+    unit_values): each re-strike is conditioned on the whole sounding frame, and the one NADE
+    keeps the whole frame a single exact distribution.
     """
 
     name = "nade"
 
-    def __init__(self, features: int, n_keys: int, size: int):
+    def __init__(self, features: int, n_keys: int, size: int, onsets: bool = False):
         super().__init__()
         if size <= 0:
             raise ValueError("a NADE head needs at least one hidden unit")
-        self.size, self.n_keys = int(size), int(n_keys)
-        self.visible_bias = nn.Linear(features, n_keys)  # b from the state
+        self.size, self.n_keys, self.onsets = int(size), int(n_keys), bool(onsets)
+        self.n_units = units_per_frame(n_keys, onsets)
+        self.visible_bias = nn.Linear(features, self.n_units)  # b from the state
         self.hidden_bias = nn.Linear(features, size)  # c from the state
         scale = 1.0 / math.sqrt(size)
-        self.W = nn.Parameter(torch.empty(size, n_keys).uniform_(-scale, scale))  # key k into h
-        self.V = nn.Parameter(torch.empty(n_keys, size).uniform_(-scale, scale))  # h to key k
+        self.W = nn.Parameter(torch.empty(size, self.n_units).uniform_(-scale, scale))  # unit k into h
+        self.V = nn.Parameter(torch.empty(self.n_units, size).uniform_(-scale, scale))  # h to unit k
 
     @staticmethod
-    def count_parameters(features: int, n_keys: int, size: int = 0) -> int:
-        return features * n_keys + n_keys + features * size + size + 2 * n_keys * size
+    def count_parameters(features: int, n_keys: int, size: int = 0, onsets: bool = False) -> int:
+        units = units_per_frame(n_keys, onsets)
+        return features * units + units + features * size + size + 2 * units * size
 
     def work_per_frame(self) -> int:
-        return self.n_keys * self.size
+        return self.n_units * self.size
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """The visible biases b (the logits a key would have with no key below it sounding)."""
@@ -169,16 +218,21 @@ class NADEHead(nn.Module):
                            targets[..., :-1].unsqueeze(-1) * self.W[:, :-1].t()], -2)  # (..., keys, H)
         return self.visible_bias(features) + (torch.sigmoid(steps.cumsum(-2)) * self.V).sum(-1)
 
-    def nll(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        logits = self.conditional_logits(features, targets)
-        return F.binary_cross_entropy_with_logits(logits, targets, reduction="none").sum(-1)
+    def nll(self, features: torch.Tensor, targets: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.onsets:
+            logits = self.conditional_logits(features, targets)
+            return F.binary_cross_entropy_with_logits(logits, targets, reduction="none").sum(-1)
+        units, scored = unit_values(targets, previous, self.n_keys)
+        logits = self.conditional_logits(features, units)
+        return (F.binary_cross_entropy_with_logits(logits, units, reduction="none") * scored).sum(-1)
 
-    def nll_and_prediction(self, features: torch.Tensor, targets: torch.Tensor):
+    def nll_and_prediction(self, features: torch.Tensor, targets: torch.Tensor,
+                           previous: torch.Tensor | None = None):
         """The exact NLL, and a predicted frame formed without the true keys: keys decided from
         low to high, each on where its probability given the keys decided below it is >= 0.5."""
-        nll = self.nll(features, targets)
+        nll = self.nll(features, targets, previous)
         hidden = self.hidden_bias(features)
-        visible = self.visible_bias(features)
+        visible = self.visible_bias(features)[..., :self.n_keys]
         predicted = torch.zeros_like(visible, dtype=torch.bool)
         for key in range(self.n_keys):
             on = visible[..., key] + torch.sigmoid(hidden) @ self.V[key] >= 0
@@ -198,7 +252,8 @@ class NADEHead(nn.Module):
 
 
 class _NADEDrawer:
-    """Draws each frame's keys in order from low to high, exactly from the NADE.
+    """Draws each frame's keys in order from low to high (then, with onsets, the re-strike
+    units), exactly from the NADE.
 
     A key that stays off changes nothing for the keys above it, so given the keys decided so far,
     the conditionals of every undecided key up to the next key drawn on are the ones computed now.
@@ -212,18 +267,19 @@ class _NADEDrawer:
     def __init__(self, head: NADEHead, temperature: float, generator: torch.Generator,
                  n_pieces: int):
         self.head, self.temperature, self.generator = head, temperature, generator
-        self.V_t = (head.V / temperature).t().contiguous()  # (H, keys), temperature folded in
-        self.W_t = head.W.t().contiguous()  # (keys, H): row k is what key k adds
-        self.keys = torch.arange(head.n_keys)
+        self.V_t = (head.V / temperature).t().contiguous()  # (H, units), temperature folded in
+        self.W_t = head.W.t().contiguous()  # (units, H): row k is what unit k adds
+        self.units = torch.arange(head.n_units)
+        self.is_key = self.units < head.n_keys  # the sounding units, before any re-strike units
         self.uniforms, self.used, self.n_pieces = None, RANDOM_BLOCK_FRAMES, n_pieces
 
     def __call__(self, features: torch.Tensor, out: torch.Tensor,
-                 max_polyphony: int | None = None) -> torch.Tensor:
-        head, keys = self.head, self.keys
+                 max_polyphony: int | None = None, previous: torch.Tensor | None = None) -> torch.Tensor:
+        head, units, n_keys = self.head, self.units, self.head.n_keys
         visible = head.visible_bias(features) / self.temperature
         hidden = head.hidden_bias(features)
         if self.used == RANDOM_BLOCK_FRAMES:
-            self.uniforms = torch.rand(RANDOM_BLOCK_FRAMES, self.n_pieces, head.n_keys,
+            self.uniforms = torch.rand(RANDOM_BLOCK_FRAMES, self.n_pieces, head.n_units,
                                        generator=self.generator)
             self.used = 0
         uniforms = self.uniforms[self.used]
@@ -235,26 +291,34 @@ class _NADEDrawer:
         while True:
             p = torch.addmm(visible, torch.sigmoid(hidden), self.V_t).sigmoid_()
             hits = (uniforms < p) & undecided
+            if head.onsets:
+                # A re-strike unit can only go on where its key sounds now and sounded before;
+                # every sounding unit comes first, so by the time a pass reaches the re-strike
+                # units, the keys that sound are settled.
+                hits[:, n_keys:] &= (out[:, :n_keys] * previous[:, :n_keys]).bool()
             found = hits.any(1)
-            # Every undecided key up to the first hit (all of them, in a row with none) is decided
-            # now, with the probability it has given the keys decided below it.
-            last = torch.where(found, hits.to(torch.uint8).argmax(1), head.n_keys)
-            upto = keys <= last.unsqueeze(1)
+            # Every undecided unit up to the first hit (all of them, in a row with none) is
+            # decided now, with the probability it has given the units decided below it.
+            last = torch.where(found, hits.to(torch.uint8).argmax(1), head.n_units)
+            upto = units <= last.unsqueeze(1)
             torch.where(undecided & upto, p, probs, out=probs)
             if not bool(found.any()):
-                return probs
+                break
             undecided &= ~upto
-            struck = (keys == last.unsqueeze(1)) & found.unsqueeze(1)
+            struck = (units == last.unsqueeze(1)) & found.unsqueeze(1)
             out += struck
-            hidden.addmm_(struck.to(hidden.dtype), self.W_t)  # the struck key's column joins the sum
+            hidden.addmm_(struck.to(hidden.dtype), self.W_t)  # the struck unit's column joins the sum
             if max_polyphony is not None:
                 # The cap: once a piece has `max_polyphony` keys on, every key above them stays off,
                 # its probability the one it has given the keys below.
-                sounding += found
-                full = (sounding >= max_polyphony).unsqueeze(1)
+                sounding += found & (last < n_keys)
+                full = (sounding >= max_polyphony).unsqueeze(1) & self.is_key
                 p = torch.addmm(visible, torch.sigmoid(hidden), self.V_t).sigmoid_()
                 torch.where(undecided & full, p, probs, out=probs)
                 undecided &= ~full
+        if head.onsets:
+            stored_frame(out, previous, n_keys)
+        return probs
 
 
 HEADS = {BernoulliHead.name: BernoulliHead, NADEHead.name: NADEHead}

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from seqgate.errors import UserError
-from seqgate.heads import HEADS
+from seqgate.heads import HEADS, units_per_frame
 from seqgate.roll import N_KEYS
 from seqgate.settings import DEFAULT_HEAD, NADE_UNITS_PER_HIDDEN
 
@@ -61,19 +61,19 @@ def head_size_for(head: str, hidden: int, head_size: int | None = None) -> int:
 
 
 def count_parameters(cell: str, hidden: int, layers: int = 1, n_keys: int = N_KEYS,
-                     head: str = DEFAULT_HEAD, head_size: int | None = None) -> int:
+                     head: str = DEFAULT_HEAD, head_size: int | None = None, onsets: bool = False) -> int:
     """Parameters of NextStepModel, computed without building it (torch keeps two bias vectors)."""
     blocks = GATE_BLOCKS[check_cell(cell)]
     total = 0
     for layer in range(layers):
-        inputs = n_keys if layer == 0 else hidden
+        inputs = units_per_frame(n_keys, onsets) if layer == 0 else hidden
         total += blocks * hidden * (inputs + hidden + 2)
     return total + HEADS[check_head(head)].count_parameters(hidden, n_keys,
-                                                            head_size_for(head, hidden, head_size))
+                                                            head_size_for(head, hidden, head_size), onsets)
 
 
 def hidden_for_params(cell: str, budget: int, layers: int = 1, n_keys: int = N_KEYS,
-                      head: str = DEFAULT_HEAD, head_size: int | None = None) -> int:
+                      head: str = DEFAULT_HEAD, head_size: int | None = None, onsets: bool = False) -> int:
     """The hidden size whose model has the parameter count closest to `budget` (at least 1).
 
     With a NADE head and no head_size, the head grows with the hidden size (head_size_for), so
@@ -83,7 +83,7 @@ def hidden_for_params(cell: str, budget: int, layers: int = 1, n_keys: int = N_K
         raise UserError("--params must be a positive number of parameters")
 
     def gap(hidden: int) -> int:
-        return count_parameters(cell, hidden, layers, n_keys, head, head_size) - budget
+        return count_parameters(cell, hidden, layers, n_keys, head, head_size, onsets) - budget
 
     # The count grows with the hidden size: find the first size over budget by doubling and
     # halving (a budget from a file may be huge), then take the closer of it and the one below.
@@ -113,12 +113,16 @@ class NextStepModel(nn.Module):
 
     Stages use only its public methods: nll and score (training and evaluation), begin, step and
     drawer (sampling), config and n_parameters. The head is one class of heads.py, so a second
-    output distribution changes nothing here but the name in the config.
+    output distribution changes nothing here but the name in the config. With onsets, a frame is
+    `width` = 2 x 88 values, the sounding keys and then the struck keys (in and out).
     """
 
     def __init__(self, cell: str, hidden: int, layers: int = 1, dropout: float = 0.0,
-                 n_keys: int = N_KEYS, head: str = DEFAULT_HEAD, head_size: int | None = None):
+                 n_keys: int = N_KEYS, head: str = DEFAULT_HEAD, head_size: int | None = None,
+                 onsets: bool = False):
         super().__init__()
+        self.onsets = bool(onsets)
+        self.width = units_per_frame(n_keys, self.onsets)  # values in one frame of a roll
         self.cell = check_cell(cell)
         self.hidden = int(hidden)
         self.layers = int(layers)
@@ -127,18 +131,19 @@ class NextStepModel(nn.Module):
         self.head_name = check_head(head)
         core = {"tanh": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[self.cell]
         extra = {"nonlinearity": "tanh"} if self.cell == "tanh" else {}
-        self.core = core(n_keys, hidden, num_layers=layers, batch_first=True,
+        self.core = core(self.width, hidden, num_layers=layers, batch_first=True,
                          dropout=dropout if layers > 1 else 0.0, **extra)
         # The fused layers only drop out between layers; with one layer, dropout acts on the
         # hidden state before the output head, which is where a small model overfits.
         self.drop = nn.Dropout(dropout)
         self.head_size = head_size_for(self.head_name, self.hidden, head_size)
-        self.head = HEADS[self.head_name](hidden, n_keys, self.head_size)
+        self.head = HEADS[self.head_name](hidden, n_keys, self.head_size, self.onsets)
 
     def config(self) -> dict:
-        return {"cell": self.cell, "hidden": self.hidden, "layers": self.layers,
-                "dropout": self.dropout_p, "n_keys": self.n_keys, "head": self.head_name,
-                "head_size": self.head_size}
+        config = {"cell": self.cell, "hidden": self.hidden, "layers": self.layers,
+                  "dropout": self.dropout_p, "n_keys": self.n_keys, "head": self.head_name,
+                  "head_size": self.head_size}
+        return {**config, "onsets": True} if self.onsets else config
 
     def features(self, inputs: torch.Tensor, state=None):
         """inputs: (batch, time, keys) previous frames -> (what the head reads, core state)."""
@@ -158,12 +163,12 @@ class NextStepModel(nn.Module):
         mask: each frame's NLL depends only on its own and earlier frames.
         """
         features, state = self.features(inputs, state)
-        return self.head.nll(features, targets), state
+        return self.head.nll(features, targets, inputs), state
 
     def score(self, inputs: torch.Tensor, targets: torch.Tensor, state=None):
         """(nll (batch, time), predicted frames bool (batch, time, keys), state) in one pass."""
         features, state = self.features(inputs, state)
-        nll, predicted = self.head.nll_and_prediction(features, targets)
+        nll, predicted = self.head.nll_and_prediction(features, targets, inputs)
         return nll, predicted, state
 
     def work_per_frame(self) -> int:
@@ -171,7 +176,8 @@ class NextStepModel(nn.Module):
         return self.head.work_per_frame()
 
     def init_output_bias(self, key_frequency: torch.Tensor) -> None:
-        """Start the head at each key's training frequency (see the head's init_from_frequency)."""
+        """Start the head at each unit's training frequency (see the head's init_from_frequency;
+        with onsets, the 88 keys' and then each key's share of held frames it is struck again)."""
         self.head.init_from_frequency(key_frequency)
 
     def n_parameters(self) -> int:
@@ -215,7 +221,8 @@ class NextStepModel(nn.Module):
                 getattr(core, f"bias_ih_l{layer}", None), getattr(core, f"bias_hh_l{layer}", None))
 
     def drawer(self, temperature: float, generator: torch.Generator, n_pieces: int):
-        """The head's frame drawer: (features, out frame, max_polyphony) -> probabilities."""
+        """The head's frame drawer: (features, out frame, max_polyphony, previous frame) ->
+        probabilities; it writes the frame in the roll's form (width values)."""
         return self.head.drawer(temperature, generator, n_pieces)
 
 
@@ -242,7 +249,7 @@ def build_model(config: dict) -> NextStepModel:
     return NextStepModel(config["cell"], config["hidden"], config.get("layers", 1),
                          config.get("dropout", 0.0), config.get("n_keys", N_KEYS),
                          # checkpoints from before heads existed hold the Bernoulli head
-                         config.get("head", "bernoulli"), config.get("head_size"))
+                         config.get("head", "bernoulli"), config.get("head_size"), config.get("onsets", False))
 
 
 def load_model(path: str | Path, map_location="cpu") -> tuple[NextStepModel, dict]:
@@ -296,6 +303,7 @@ def checked_model_config(config: dict, path) -> dict:
                    and 0.0 <= config.get("dropout", 0.0) < 1.0,
         "head": isinstance(config.get("head", "bernoulli"), str) and config.get("head", "bernoulli") in HEADS,
         "head_size": config.get("head_size") is None or whole(config.get("head_size"), 0, MAX_HIDDEN),
+        "onsets": isinstance(config.get("onsets", False), bool),
     }
     wrong = [field for field, ok in checks.items() if not ok]
     if wrong:

@@ -77,8 +77,9 @@ def _rich_table(headings: list[str], rows: list[list[str]], **options) -> Table:
 def results_table(comparison) -> Group:
     """The comparison for the terminal: the NLL table (the paper's Table 2) and the training table."""
     seeds = "1 seed" if comparison.seeds == 1 else f"mean ± std over {comparison.seeds} seeds"
+    onsets = " of sounding keys and onsets" if comparison.runs[0].evaluation["test"].get("onsets") else ""
     nll = _rich_table(*_table_rows(comparison, NLL_COLUMNS, short=True),
-                      title=f"NLL per frame, {corpus_name(comparison)} ({seeds})",
+                      title=f"NLL per frame{onsets}, {corpus_name(comparison)} ({seeds})",
                       caption="best.pt, every frame weighted equally; acc.: test frame accuracy"
                               + (f"; paper: {PAPER_CITATION}" if comparison.paper else ""))
     training = _rich_table(*_table_rows(comparison, TRAINING_COLUMNS, short=True, sizes=False),
@@ -129,7 +130,7 @@ def write_outputs(comparison, fingerprint: str, config) -> None:
         "settings": {"seeds": comparison.seeds, **{k: v for k, v in asdict(config).items()
                                                    if k not in ("cell", "head", "seed", "data", "hidden")}},
         "heads": comparison.heads,
-        "nll": "nats per frame, keys summed, every frame of a split weighted equally; best.pt",
+        "nll": f"{first.evaluation['test']['nll_of']}, every frame of a split weighted equally; best.pt",
         "std": "sample standard deviation over seeds (n - 1), only with two or more seeds",
         "paper": f"{PAPER_CITATION} (train, test)" if comparison.paper else None,
         "cells": comparison.rows,
@@ -162,8 +163,7 @@ def _report(comparison, results: dict) -> str:
         "```",
         "",
         "Every cell: the same data, parameter budget, recipe, limits and "
-        + (f"seeds (0..{comparison.seeds - 1})" if comparison.seeds > 1 else "seed (0)") + ". NLL: nats per frame, keys summed, every frame of a split "
-        "weighted equally, from each run's best.pt (lowest validation NLL)."
+        + (f"seeds (0..{comparison.seeds - 1})" if comparison.seeds > 1 else "seed (0)") + f". NLL: {results['nll']} (lowest validation NLL)."
         + (" ±: standard deviation over seeds." if comparison.seeds > 1 else "")
         + (f" Paper: {PAPER_CITATION} (train / test), whose models predict the keys of a frame "
            "independently (the bernoulli head)." if comparison.paper else ""),

@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from seqgate.errors import UserError
-from seqgate.metrics import roll_statistics
+from seqgate.metrics import SAMPLE_MEASURES, format_measure, roll_statistics
 from seqgate.model import NextStepModel, few_threads_for_small_work, load_model
 from seqgate.roll import DEFAULT_QPM, LOWEST_PITCH, N_KEYS, dense_roll, roll_to_midi
 from seqgate.runs import open_run
@@ -45,9 +45,10 @@ def generate(model: NextStepModel, n_pieces: int, frames: int, *, temperature: f
              seed: int = 0, primer: np.ndarray | None = None,
              max_polyphony: int | None = None,
              on_progress: Callable[[int], None] | None = None) -> np.ndarray:
-    """Sample `n_pieces` continuations of `frames` new frames each, as a bool (n, frames, 88) array.
+    """Sample `n_pieces` continuations of `frames` new frames each, as a bool (n, frames, width)
+    array: width 88, or for an onset-aware model 2 x 88, the sounding keys and then the struck ones.
 
-    primer: an optional bool (primer_frames, 88) roll that every piece continues from; it is fed
+    primer: an optional bool (primer_frames, width) roll that every piece continues from; it is fed
     through the model first and is not part of the result. temperature divides the logits (below
     1: safer, above 1: wilder). max_polyphony: at most this many keys per new frame (Bernoulli head:
     the most probable of the keys drawn; NADE head: the first keys drawn from low to high, every key
@@ -65,8 +66,9 @@ def generate_with_probabilities(model: NextStepModel, n_pieces: int, frames: int
                                 temperature: float = SAMPLE_TEMPERATURE, seed: int = 0,
                                 primer: np.ndarray | None = None,
                                 max_polyphony: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """As `generate`, plus the float32 (n, frames, 88) key probabilities every frame was drawn
-    from (sigmoid(logits / temperature), before any max_polyphony cut), for checks and analysis."""
+    """As `generate`, plus the float32 (n, frames, width) probabilities every frame was drawn
+    from (sigmoid(logits / temperature), before any max_polyphony cut; with onsets, the 88 keys'
+    and then their re-strikes'), for checks and analysis."""
     return _generate(model, n_pieces, frames, temperature=temperature, seed=seed, primer=primer,
                      max_polyphony=max_polyphony, on_progress=None, keep_probabilities=True)
 
@@ -83,18 +85,18 @@ def _generate(model, n_pieces, frames, *, temperature, seed, primer, max_polypho
         max_polyphony = int(max_polyphony)
         if max_polyphony < 1:
             raise UserError("--max-polyphony must be at least 1")
-    n_keys = model.n_keys
+    width = model.width
     if primer is not None:
         primer = np.asarray(primer)
-        if primer.ndim != 2 or primer.shape[1] != n_keys or primer.shape[0] == 0:
-            raise UserError(f"the primer must be a non-empty (frames, {n_keys}) roll, "
+        if primer.ndim != 2 or primer.shape[1] != width or primer.shape[0] == 0:
+            raise UserError(f"the primer must be a non-empty (frames, {width}) roll, "
                             f"got shape {primer.shape}")
 
     generator = torch.Generator().manual_seed(int(seed))
     # Frames live time-major, so that frame t of every piece is one contiguous block: it is
     # written in place by the draw and read in place as the next step's input.
-    rolls = torch.empty(frames, n_pieces, n_keys)
-    probabilities = torch.empty(frames, n_pieces, n_keys) if keep_probabilities else None
+    rolls = torch.empty(frames, n_pieces, width)
+    probabilities = torch.empty(frames, n_pieces, width) if keep_probabilities else None
     was_training = model.training
     model.eval()
     try:
@@ -103,14 +105,16 @@ def _generate(model, n_pieces, frames, *, temperature, seed, primer, max_polypho
             # The whole primer in one call (the fused layer runs it as one sequence); its last
             # output already predicts the first new frame. Without a primer this is just the
             # model's all-zero start frame.
-            prefix = torch.zeros(n_pieces, 1 + (0 if primer is None else len(primer)), n_keys)
+            prefix = torch.zeros(n_pieces, 1 + (0 if primer is None else len(primer)), width)
             if primer is not None:
                 prefix[:, 1:] = torch.from_numpy(primer.astype(np.float32))
             features, state = model.begin(prefix)
             for t in range(frames):
                 if on_progress is not None and t % PROGRESS_EVERY_FRAMES == 0:
                     on_progress(t)
-                probs = draw(features, rolls[t], max_polyphony)
+                # The frame before (an onset-aware head needs it: a key that did not sound in
+                # it is struck if it sounds now).
+                probs = draw(features, rolls[t], max_polyphony, rolls[t - 1] if t else prefix[:, -1])
                 if keep_probabilities:
                     probabilities[t] = probs
                 if t + 1 < frames:
@@ -218,11 +222,14 @@ def sample_to_midi(run_dir: str | os.PathLike | None, output: str | os.PathLike,
                                         console=console)
 
     results = []
-    for path, roll in zip(paths, generated):
+    for path, frames_drawn in zip(paths, generated):
         if primer_roll is not None and primer_in_output:
-            roll = np.concatenate([primer_roll, roll], axis=0)
+            frames_drawn = np.concatenate([primer_roll, frames_drawn], axis=0)
+        # An onset-aware model's frames hold the struck keys after the sounding ones: a key
+        # struck while it sounds starts a new note.
+        roll, struck = frames_drawn[:, :N_KEYS], frames_drawn[:, N_KEYS:] if model.onsets else None
         roll_to_midi(roll, path, qpm=qpm, frames_per_quarter=frames_per_quarter,
-                     program=int(program), velocity=int(velocity))
+                     program=int(program), velocity=int(velocity), struck=struck)
         image = None
         if png:
             from seqgate.plots import plot_piano_roll  # matplotlib loads only when asked
@@ -231,7 +238,9 @@ def sample_to_midi(run_dir: str | os.PathLike | None, output: str | os.PathLike,
             plot_piano_roll(roll, image, title=path.name,
                             frames_per_quarter=frames_per_quarter if stored_grid else None)
         results.append(SampleResult(path=path, frames=len(roll),
-                                    statistics=roll_statistics([roll]), png=image))
+                                    statistics=roll_statistics([roll], None if struck is None else [struck],
+                                                               stored_grid),
+                                    png=image))
     return SampleReport(results=results, train_stats=data.get("train_stats"), run_dir=run.folder,
                         qpm=qpm, frames_per_quarter=frames_per_quarter,
                         primer_frames=0 if primer_roll is None else len(primer_roll))
@@ -267,10 +276,13 @@ def _read_primer(primer, model: NextStepModel, roll_format: dict, frames_per_qua
         raise UserError(f"primer {path}: no such file")
     from seqgate.prepare import read_midi_isolated
 
-    parsed = read_midi_isolated(path, frames_per_quarter)  # a stranger's file: a crash costs a line
+    # A stranger's file: a crash costs a line.
+    parsed = read_midi_isolated(path, frames_per_quarter, onsets=model.onsets)
     if isinstance(parsed, str):
         raise UserError(f"primer {path}: {parsed}")
     roll = dense_roll(parsed.pitches, parsed.frame_counts)
+    if model.onsets:  # the struck keys after the sounding ones, as the model's frames hold them
+        roll = np.concatenate([roll, dense_roll(parsed.pitches, parsed.frame_counts, parsed.onsets)], axis=1)
     if primer_frames is not None:
         roll = roll[:int(primer_frames)]
     if console is not None and parsed.dropped_out_of_range:
@@ -294,26 +306,38 @@ def _generate_with_progress(model, n, frames, *, console, **options) -> np.ndarr
 # The summary
 
 
+# The summary shows each sample's own column up to this many; beyond, only their mean.
+SAMPLES_SHOWN = 4
+
+
 def statistics_table(results: list[SampleResult], train_stats: dict | None = None) -> Table:
-    """Per written piece: frames, notes, mean notes per frame, pitch-class entropy and share of
-    empty frames; the training corpus's same statistics as the last row, for comparison."""
-    table = Table(title="Samples beside the training corpus",
-                  caption="entropy in bits, at most log2(12) = 3.58; empty: frames with no key")
-    table.add_column("output", no_wrap=True)
-    table.add_column("frames", justify="right")
-    table.add_column("notes", justify="right")
-    table.add_column("notes / frame", justify="right")
-    table.add_column("pitch-class entropy", justify="right")
-    table.add_column("empty frames", justify="right")
-
-    def row(name: str, stats: dict, end_section: bool = False) -> None:
-        table.add_row(name, f"{stats['frames']:,}", f"{stats['notes']:,}",
-                      f"{stats['mean_notes_per_frame']:.2f}", f"{stats['pitch_class_entropy']:.2f}",
-                      f"{stats['empty_frame_share']:.1%}", end_section=end_section)
-
-    for index, result in enumerate(results):
-        row(str(result.path), result.statistics,
-            end_section=train_stats is not None and index == len(results) - 1)
+    """The SAMPLE_MEASURES (MusPy's, see metrics.py) of each written piece (up to SAMPLES_SHOWN),
+    their mean over all pieces, and the training corpus's, one measure a row: the columns stay
+    few, so the table fits a narrow terminal whatever the number of measures."""
+    folder = results[0].path.parent if results else Path(".")
+    table = Table(title=f"Samples in {folder} beside the training corpus",
+                  caption="MusPy's measures (metrics.py). Entropy in bits, at most log2(12) = 3.58; "
+                          "polyphony: keys over frames that sound; scale: notes in the best-fitting "
+                          "scale; in key: in the piece's estimated key; groove: onsets alike bar to bar")
+    columns = [(result.path.name, result.statistics) for result in results[:SAMPLES_SHOWN]]
+    if len(results) > 1:
+        columns.append((f"mean of {len(results)}", _mean_statistics([r.statistics for r in results])))
     if train_stats is not None:
-        row("training corpus", train_stats)
+        columns.append(("training corpus", train_stats))
+    table.add_column("measure")
+    for name, _ in columns:
+        table.add_column(name, justify="right")
+    table.add_row("frames", *(f"{stats['frames']:,.0f}" for _, stats in columns))
+    table.add_row("notes", *(f"{stats['notes']:,.0f}" for _, stats in columns))
+    for key, (heading, _) in SAMPLE_MEASURES.items():
+        table.add_row(heading, *(format_measure(stats, key) for _, stats in columns))
     return table
+
+
+def _mean_statistics(statistics: list[dict]) -> dict:
+    """Frames and notes summed, each measure averaged over the pieces that have it."""
+    mean = {"frames": sum(s["frames"] for s in statistics), "notes": sum(s["notes"] for s in statistics)}
+    for key in SAMPLE_MEASURES:
+        values = [s[key] for s in statistics if s.get(key) is not None]
+        mean[key] = float(np.mean(values)) if values else None
+    return mean

@@ -59,11 +59,12 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
 
-    def resolved_hidden(self) -> int:
-        return self.resolved_sizes()[0]
+    def resolved_hidden(self, onsets: bool = False) -> int:
+        return self.resolved_sizes(onsets)[0]
 
-    def resolved_sizes(self) -> tuple[int, int]:
-        """(recurrent hidden units, head size): as given, or solved for the parameter budget."""
+    def resolved_sizes(self, onsets: bool = False) -> tuple[int, int]:
+        """(recurrent hidden units, head size): as given, or solved for the parameter budget
+        (onsets: for onset-aware data, whose frames are twice as wide in and out)."""
         from seqgate.model import head_size_for, hidden_for_params
 
         if self.nade_hidden is not None and self.nade_hidden <= 0:
@@ -73,7 +74,7 @@ class TrainConfig:
                 raise UserError("--hidden must be positive")
             return self.hidden, head_size_for(self.head, self.hidden, self.nade_hidden)
         hidden = hidden_for_params(self.cell, self.params or DEFAULT_PARAMS, self.layers,
-                                   head=self.head, head_size=self.nade_hidden)
+                                   head=self.head, head_size=self.nade_hidden, onsets=onsets)
         return hidden, head_size_for(self.head, hidden, self.nade_hidden)
 
     def recipe_lr(self) -> float:

@@ -38,6 +38,7 @@ from seqgate.dataset import SPLITS
 from seqgate.distributed import World, join, leave
 from seqgate.errors import UserError
 from seqgate.evaluate import EVALUATION_BATCH_SIZE, evaluate_batches
+from seqgate.metrics import restrike_share
 from seqgate.model import NextStepModel, checked_weights, few_threads_for_small_work, shift_right
 from seqgate.runs import Run, new_run, open_run
 from seqgate.settings import RECIPES, TrainConfig
@@ -159,13 +160,13 @@ def _last_checkpoint(run: Run) -> dict:
 
 def _resumed_config(last: dict, asked: TrainConfig, path: Path) -> TrainConfig:
     """The saved run's settings: only the limits and the device may change on resume."""
+    model = checked_weights(last, path)  # before a model is built from the settings
     try:
         saved = TrainConfig(**json.loads(last["train_config"]))
         saved.validate()
-        sizes = saved.resolved_sizes()
+        sizes = saved.resolved_sizes(model.get("onsets", False))
     except (KeyError, TypeError, ValueError, UserError) as error:
         raise UserError(f"{path}: its training settings cannot be read ({str(error)[:120]})") from None
-    model = checked_weights(last, path)  # before a model is built from the settings
     if sizes != (model["hidden"], model.get("head_size") or 0) or saved.layers != model.get("layers", 1) \
             or saved.cell != model["cell"] or saved.head != model.get("head", "bernoulli"):
         raise UserError(f"{path}: its training settings do not match the model it holds")
@@ -192,17 +193,23 @@ class TrainingData:
         if not self.valid:
             raise UserError(f"{config.data} has no validation pieces; early stopping needs some")
         self.n_keys = int(dataset.roll_format()["n_keys"])
+        self.onsets = dataset.onsets is not None
         self.train_frames = dataset.frames(self.train)
-        self.key_frequency = torch.from_numpy(dataset.key_counts(self.train) / max(self.train_frames, 1))
         tempos = [t for t in dataset.meta.get("tempos") or [] if t]
         described = self.train[:int(np.searchsorted(np.cumsum(dataset.lengths[self.train]),
                                                     STATISTICS_MAX_FRAMES)) + 1]
+        rolls = [dataset.roll(p) for p in described]
+        struck = [dataset.struck(p) for p in described] if self.onsets else None
+        frequency = dataset.key_counts(self.train) / max(self.train_frames, 1)
+        if self.onsets:  # the re-strike units start at how often a held key is struck again
+            frequency = np.concatenate([frequency, restrike_share(rolls, struck)])
+        self.key_frequency = torch.from_numpy(frequency)
         self.info = {
             "path": str(Path(config.data).resolve()),
             "roll_format": dataset.roll_format(),
             "source": dataset.meta.get("source"),
             "median_qpm": float(np.median(tempos)) if tempos else None,
-            "train_stats": roll_statistics([dataset.roll(p) for p in described]),
+            "train_stats": roll_statistics(rolls, struck, dataset.frames_per_quarter),
             "split_pieces": {s: len(dataset.indices(s)) for s in SPLITS},
         }
         self.limits = [transpose_limits(dataset, p) for p in self.train]
@@ -238,11 +245,11 @@ class Session:
 
     def __init__(self, config: TrainConfig, data: TrainingData, run: Run, world: World):
         self.config, self.data, self.run, self.world = config, data, run, world
-        hidden, head_size = config.resolved_sizes()
+        hidden, head_size = config.resolved_sizes(data.onsets)
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         self.model = NextStepModel(config.cell, hidden, config.layers, config.dropout, n_keys=data.n_keys,
-                                   head=config.head, head_size=head_size or None)
+                                   head=config.head, head_size=head_size or None, onsets=data.onsets)
         self.model.init_output_bias(data.key_frequency)
         self.model.to(world.device)
         # The training loss goes through DistributedDataParallel's forward under torchrun, which

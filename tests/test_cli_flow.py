@@ -90,3 +90,38 @@ def test_demo_runs_the_pipeline_into_one_folder_and_reuses_its_runs(tmp_path):
     assert pretty_midi.PrettyMIDI(str(tmp_path / "demo" / "out.mid")).instruments[0].notes
     again = run_demo(tmp_path / "demo", **tiny)  # prepares afresh: the same pieces, so the runs stay
     assert [run.action for run in again.comparison.runs] == ["reused", "reused"]
+
+
+def test_onsets_prepare_train_sample_keeps_the_repeated_notes_the_model_draws(tmp_path):
+    """`prepare --onsets`, `train`, `sample`, `evaluate` as typed; a corpus of repeated eighth
+    notes teaches re-strikes, and out.mid holds them as separate notes (a plain roll would merge
+    each run of repeated notes into one held note)."""
+    from conftest import write_midi
+
+    for split, count in (("train", 6), ("valid", 1), ("test", 1)):
+        for i in range(count):
+            pitch = 60 + 2 * i
+            melody = [(pitch, 0.5 * k, 0.5 * k + 0.5) for k in range(16)]  # 16 eighths, one key
+            write_midi(tmp_path / "corpus" / split / f"{split}{i}.mid", [{"notes": melody + [(pitch - 12, 0, 8)]}])
+    work = tmp_path / "work"
+    work.mkdir()
+    steps = [("prepare", str(tmp_path / "corpus"), "--onsets"), ("train", "--cell", "gru"),
+             ("sample", "-o", "out.mid", "--frames", "32"), ("evaluate",)]
+    results = [seqgate(*step, cwd=work, env=TINY_LIMITS) for step in steps]
+    for step, result in zip(steps, results):
+        assert result.returncode == 0, (step, result.stderr)
+    assert "not the 88-key benchmark NLL" in " ".join(results[3].stdout.split())
+    # The frames the model drew (the same seed and defaults as the command) against out.mid.
+    from seqgate.model import load_model
+    from seqgate.roll import N_KEYS, read_midi_roll, roll_to_notes
+    from seqgate.sample import generate
+
+    model, _ = load_model(next(work.glob("runs/*/best.pt")))
+    drawn = generate(model, 1, 32, seed=0)[0]
+    drawn_notes = roll_to_notes(drawn[:, :N_KEYS], drawn[:, N_KEYS:])
+    # The same key ending where it starts again: a re-struck note, kept as two.
+    repeated = sum(1 for a in drawn_notes for b in drawn_notes if a[0] == b[0] and a[2] == b[1])
+    assert repeated >= 1
+    written = read_midi_roll(work / "out.mid", frames_per_quarter=2, onsets=True)
+    assert roll_to_notes(written.roll, written.struck) == drawn_notes
+    assert len(pretty_midi.PrettyMIDI(str(work / "out.mid")).instruments[0].notes) == len(drawn_notes)

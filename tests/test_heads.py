@@ -103,3 +103,68 @@ def test_bernoulli_head_keys_are_independent():
     expected = -(frames * torch.log(p) + (1 - frames) * torch.log1p(-p)).sum(1)
     torch.testing.assert_close(nll, expected, atol=1e-5, rtol=1e-5)
     assert torch.exp(-nll.double()).sum().item() == pytest.approx(1.0, abs=1e-5)
+
+
+# ---- onset-aware heads: frames are [sounding keys | struck keys]
+
+def stored_frames(previous: torch.Tensor) -> torch.Tensor:
+    """Every frame an onset-aware dataset can hold after `previous` (its sounding part): any
+    sounding keys; a key that did not sound before is struck; a held-over key struck or not."""
+    keys, frames = len(previous), []
+    for sounding in itertools.product([0.0, 1.0], repeat=keys):
+        free = [k for k in range(keys) if sounding[k] and previous[k]]
+        for bits in itertools.product([0.0, 1.0], repeat=len(free)):
+            struck = [1.0 if sounding[k] and not previous[k] else 0.0 for k in range(keys)]
+            for k, bit in zip(free, bits):
+                struck[k] = bit
+            frames.append(list(sounding) + struck)
+    return torch.tensor(frames)
+
+
+def onset_head(kind: str, keys=4, seed=0):
+    torch.manual_seed(seed)
+    head = NADEHead(6, keys, 5, onsets=True) if kind == "nade" else BernoulliHead(6, keys, onsets=True)
+    with torch.no_grad():
+        for parameter in head.parameters():
+            parameter.mul_(4)  # larger weights, so units really interact
+    return head, torch.randn(6)
+
+
+@pytest.mark.parametrize("kind", ["bernoulli", "nade"])
+def test_an_onset_aware_head_is_a_distribution_over_the_frames_that_can_be_stored(kind):
+    head, features = onset_head(kind)
+    previous_keys = torch.tensor([1.0, 0.0, 1.0, 1.0])
+    frames = stored_frames(previous_keys)
+    assert len(frames) == 3 ** 3 * 2  # a key that sounded before: off, held or struck again
+    previous = torch.cat([previous_keys, torch.tensor([0.0, 0.0, 1.0, 0.0])]).expand(len(frames), -1)
+    with torch.no_grad():
+        nll = head.nll(features.expand(len(frames), -1), frames, previous)
+    assert torch.exp(-nll.double()).sum().item() == pytest.approx(1.0, abs=1e-5)
+    # The onset bits are priced: the same sounding keys, struck again or held, differ.
+    held, restruck = frames[-1].clone(), frames[-1].clone()
+    held[4:] = torch.tensor([0.0, 0.0, 0.0, 0.0])
+    restruck[4:] = torch.tensor([1.0, 0.0, 1.0, 1.0])
+    held[5] = 1.0  # key 1 did not sound before: struck whatever happens
+    with torch.no_grad():
+        pair = head.nll(features.expand(2, -1), torch.stack([held, restruck]), previous[:2])
+    assert abs(pair[0] - pair[1]) > 1e-3
+
+
+@pytest.mark.parametrize("kind", ["bernoulli", "nade"])
+def test_an_onset_aware_drawer_draws_stored_frames_as_often_as_the_head_gives_them(kind):
+    head, features = onset_head(kind, keys=3, seed=1)
+    previous_keys = torch.tensor([1.0, 1.0, 0.0])
+    frames = stored_frames(previous_keys)
+    previous = torch.cat([previous_keys, torch.zeros(3)])
+    n = 20_000
+    out = torch.empty(n, 6)
+    with torch.no_grad():
+        draw = head.drawer(1.0, torch.Generator().manual_seed(0), n)
+        draw(features.expand(n, -1), out, None, previous.expand(n, -1))
+        expected = torch.exp(-head.nll(features.expand(len(frames), -1), frames, previous.expand(len(frames), -1)))
+    rows, counts = torch.unique(out, dim=0, return_counts=True)
+    drawn = {tuple(row): count for row, count in zip(rows.tolist(), counts.tolist())}
+    assert set(drawn) <= {tuple(frame) for frame in frames.tolist()}  # only frames a dataset can hold
+    for frame, p in zip(frames.tolist(), expected):
+        share = drawn.get(tuple(frame), 0) / n
+        assert share == pytest.approx(p.item(), abs=0.015)

@@ -9,8 +9,12 @@ import numpy as np
 import pytest
 
 from seqgate.metrics import entropy_bits, roll_statistics
+from seqgate.roll import estimate_key
 
 N_KEYS = 88
+# What the MusPy measures say of a corpus without frames: their denominators are empty.
+NO_MUSPY_MEASURES = {"polyphony": None, "scale_consistency": None, "pitch_in_scale_rate": None,
+                     "empty_beat_rate": None, "groove_consistency": None}
 
 
 def roll_with(frames: int, notes: list[tuple[int, int, int]]) -> np.ndarray:
@@ -95,7 +99,7 @@ def test_silent_and_empty_inputs():
     nothing = roll_statistics([])
     assert nothing == {"frames": 0, "pieces": 0, "notes": 0, "mean_notes_per_frame": 0.0,
                        "pitch_class_entropy": 0.0, "empty_frame_share": 0.0, "max_polyphony": 0,
-                       "lowest_pitch": None, "highest_pitch": None}
+                       "lowest_pitch": None, "highest_pitch": None, **NO_MUSPY_MEASURES}
 
     # Zero-length pieces first, between and last: they count as pieces but hold no frame, and
     # must neither join the notes either side of them nor point past the end of the corpus.
@@ -163,3 +167,253 @@ def test_many_pieces_add_up_exactly():
     assert stats["pitch_class_entropy"] == pytest.approx(
         -(1 / 3 * math.log2(1 / 3) + 2 / 3 * math.log2(2 / 3)))
     assert (stats["lowest_pitch"], stats["highest_pitch"]) == (43, 67)
+
+
+# --- MusPy's measures -----------------------------------------------------------------------
+
+
+def melody(pitches: list[int], frames_each: int | list[int] = 1) -> np.ndarray:
+    """A one-key-at-a-time roll: each pitch in turn for `frames_each` frames (one or a list)."""
+    lengths = [frames_each] * len(pitches) if isinstance(frames_each, int) else frames_each
+    ends = np.cumsum(lengths)
+    notes = [(p, int(e - n), int(e)) for p, n, e in zip(pitches, lengths, ends)]
+    return roll_with(int(ends[-1]), notes)
+
+
+C_MAJOR_SCALE = [60, 62, 64, 65, 67, 69, 71, 72]
+
+
+def test_polyphony_averages_over_sounding_frames_only():
+    # Triad for three frames, then two silent frames: 3 keys whenever something sounds.
+    roll = roll_with(5, [(60, 0, 3), (64, 0, 3), (67, 0, 3)])
+    stats = roll_statistics(roll)
+    assert stats["polyphony"] == 3.0
+    assert stats["mean_notes_per_frame"] == pytest.approx(9 / 5)  # the all-frames mean differs
+    # One key for two frames, three keys for one, silence for three: (2 + 3) / 3 frames.
+    assert roll_statistics(roll_with(6, [(60, 0, 3), (62, 2, 3), (64, 2, 3)]))["polyphony"] == \
+        pytest.approx(5 / 3)
+    assert roll_statistics(np.zeros((4, N_KEYS), dtype=bool))["polyphony"] is None
+
+
+def test_c_major_scale_is_wholly_in_scale():
+    stats = roll_statistics(melody(C_MAJOR_SCALE, 2))
+    assert stats["scale_consistency"] == 1.0
+    assert stats["pitch_in_scale_rate"] == 1.0
+
+
+def test_one_chromatic_note_among_seven_gives_seven_eighths():
+    # C D E F G A B, and C# (in no scale that holds all of them; D major keeps only 5 plus C#).
+    roll = melody([60, 62, 64, 65, 67, 69, 71, 61], [4, 1, 2, 1, 3, 1, 1, 1])
+    assert estimate_key(np.array([60, 62, 64, 65, 67, 69, 71, 61]),
+                        np.array([4, 1, 2, 1, 3, 1, 1, 1])) == (0, False)  # C major
+    stats = roll_statistics(roll)
+    assert stats["scale_consistency"] == pytest.approx(7 / 8)
+    assert stats["pitch_in_scale_rate"] == pytest.approx(7 / 8)
+
+
+def test_scale_measures_count_notes_not_frames():
+    # C held 10 frames, then C# and D for one frame each: no major or minor scale holds three
+    # neighbouring semitones, so the best scale takes 2 of the 3 notes (11 of 12 frames).
+    roll = melody([60, 61, 62], [10, 1, 1])
+    assert roll_statistics(roll)["scale_consistency"] == pytest.approx(2 / 3)
+
+
+def test_minor_is_the_natural_minor():
+    # A harmonic minor, A and E held longest: the key is A minor, whose natural scale lacks G#.
+    pitches, frames = [69, 71, 72, 74, 76, 77, 80, 81], [4, 1, 2, 1, 3, 1, 1, 4]
+    assert estimate_key(np.array(pitches), np.array(frames)) == (9, True)
+    stats = roll_statistics(melody(pitches, frames))
+    assert stats["pitch_in_scale_rate"] == pytest.approx(7 / 8)  # 1.0 if minor were harmonic
+    # No major / natural minor holds A B C D E F G#: C major (or A minor) takes all but G#.
+    assert stats["scale_consistency"] == pytest.approx(7 / 8)
+
+
+def test_each_piece_is_measured_in_its_own_key():
+    # C major and F# major together use all twelve pitch classes: one scale for the corpus would
+    # leave notes out, each piece's own scale leaves none.
+    f_sharp_major = [66, 68, 70, 71, 73, 75, 77, 78]
+    assert estimate_key(np.array(f_sharp_major), np.ones(8)) == (6, False)
+    stats = roll_statistics([melody(C_MAJOR_SCALE), melody(f_sharp_major)])
+    assert stats["scale_consistency"] == 1.0
+    assert stats["pitch_in_scale_rate"] == 1.0
+    # Pooled by notes: a piece of 8 in-scale notes beside one of 3 notes with 2 in any scale.
+    pooled = roll_statistics([melody(C_MAJOR_SCALE), melody([60, 61, 62])])
+    assert pooled["scale_consistency"] == pytest.approx((8 + 2) / 11)
+
+
+def test_scale_measures_need_notes():
+    stats = roll_statistics(np.zeros((6, N_KEYS), dtype=bool), frames_per_quarter=1)
+    assert stats["scale_consistency"] is None and stats["pitch_in_scale_rate"] is None
+
+
+def test_a_restruck_note_counts_twice_only_when_onsets_say_so():
+    roll = roll_with(4, [(60, 0, 4)])  # C4 sounding through all four frames
+    struck = np.zeros_like(roll)
+    struck[[0, 2], 60 - 21] = True  # struck at frame 0 and again at frame 2
+    assert roll_statistics(roll)["notes"] == 1
+    assert roll_statistics(roll, onsets=[struck])["notes"] == 2
+    assert roll_statistics(roll, onsets=struck)["notes"] == 2  # one piece given on its own
+
+
+def test_onsets_on_silence_are_ignored_and_notes_start_without_them():
+    roll = roll_with(6, [(60, 0, 3), (64, 3, 6)])
+    struck = np.zeros_like(roll)
+    struck[1, 70 - 21] = True  # a strike on a key that does not sound: no note
+    struck[5, 62 - 21] = True
+    # Neither note's start is marked in `struck`, yet both notes count.
+    assert roll_statistics(roll, onsets=[struck])["notes"] == 2
+    assert roll_statistics(roll, onsets=[np.zeros_like(roll)])["notes"] == 2
+
+
+def test_restruck_notes_count_in_the_scale_measures():
+    # C struck three times while held, then C# and D: 3 C notes of 5 with C# or D.
+    roll = melody([60, 61, 62], [6, 1, 1])
+    struck = np.zeros_like(roll)
+    struck[[0, 2, 4], 60 - 21] = True
+    assert roll_statistics(roll)["scale_consistency"] == pytest.approx(2 / 3)
+    assert roll_statistics(roll, onsets=[struck])["scale_consistency"] == pytest.approx(4 / 5)
+
+
+def test_empty_beat_rate_at_known_places():
+    # Two frames a beat, six beats: sound in beat 0 (frames 0-1), beat 2 (frame 5) and beats 3-4
+    # (frames 7-8, one note across the beat line); beats 1 and 5 are empty.
+    roll = roll_with(12, [(60, 0, 2), (62, 5, 6), (64, 7, 9)])
+    assert roll_statistics(roll, frames_per_quarter=2)["empty_beat_rate"] == pytest.approx(2 / 6)
+    assert roll_statistics(roll)["empty_beat_rate"] is None  # no grid, no beats
+
+
+def test_a_held_note_fills_every_beat_it_sounds_in():
+    # Struck in beat 0 and held through beat 2: MusPy fills every beat a note spans (sounding,
+    # not starting); only beat 3 is empty.
+    roll = roll_with(8, [(60, 0, 6)])
+    assert roll_statistics(roll, frames_per_quarter=2)["empty_beat_rate"] == pytest.approx(1 / 4)
+
+
+def test_empty_beats_are_pooled_over_pieces_with_partial_last_beats():
+    first = roll_with(12, [(60, 0, 2), (62, 5, 6), (64, 7, 9)])  # 6 beats, 2 empty
+    second = roll_with(5, [(60, 4, 5)])  # 3 beats (the last one frame long), sound in beat 2 only
+    stats = roll_statistics([first, second], frames_per_quarter=2)
+    assert stats["empty_beat_rate"] == pytest.approx((2 + 2) / (6 + 3))
+
+
+def test_empty_beats_on_grids_finer_and_coarser_than_a_beat():
+    # Half a frame a quarter: each frame is a half note, two beats. 3 frames, sound in frame 1.
+    half_notes = roll_with(3, [(60, 1, 2)])
+    assert roll_statistics(half_notes, frames_per_quarter=0.5)["empty_beat_rate"] == \
+        pytest.approx(4 / 6)
+    # 1.5 frames a quarter: frame 1 spans the line between beats 0 and 1, and fills both.
+    straddling = roll_with(6, [(60, 1, 2)])
+    assert roll_statistics(straddling, frames_per_quarter=1.5)["empty_beat_rate"] == \
+        pytest.approx(2 / 4)
+
+
+def test_two_identical_measures_of_onsets_have_groove_one():
+    # One frame a beat, four a measure: onsets on beats 1 and 3 of both measures; the second
+    # measure uses other keys and a chord, which the onset pattern does not see.
+    roll = roll_with(8, [(60, 0, 1), (64, 2, 4), (67, 4, 5), (71, 4, 5), (72, 6, 7)])
+    assert roll_statistics(roll, frames_per_quarter=1)["groove_consistency"] == 1.0
+
+
+def test_groove_loses_a_share_per_differing_position():
+    # Measure 1 onsets at positions 0, 2; measure 2 at 0, 1: positions 1 and 2 differ.
+    roll = roll_with(8, [(60, 0, 1), (62, 2, 3), (64, 4, 5), (65, 5, 6)])
+    assert roll_statistics(roll, frames_per_quarter=1)["groove_consistency"] == \
+        pytest.approx(1 - 2 / 4)
+    # Three measures of eight frames (fpq 2), a one-frame note of its own key at each onset:
+    # positions {0, 4}, then {0, 4, 5} (1 differs), then {0, 1, 6} (4 and 5 gone, 1 and 6 new).
+    onsets_at = [0, 4, 8, 12, 13, 16, 17, 22]
+    roll = roll_with(24, [(60 + i, t, t + 1) for i, t in enumerate(onsets_at)])
+    assert roll_statistics(roll, frames_per_quarter=2)["groove_consistency"] == \
+        pytest.approx(1 - (1 + 4) / (2 * 8))
+
+
+def test_a_held_note_is_no_onset_but_a_restruck_one_is():
+    # Measure 1: C struck at position 0 and held into measure 2, which has no strike of its own.
+    roll = roll_with(8, [(60, 0, 8)])
+    assert roll_statistics(roll, frames_per_quarter=1)["groove_consistency"] == pytest.approx(3 / 4)
+    struck = np.zeros_like(roll)
+    struck[[0, 4], 60 - 21] = True  # struck again on the first beat of measure 2
+    assert roll_statistics(roll, onsets=[struck], frames_per_quarter=1)["groove_consistency"] == 1.0
+
+
+def test_groove_never_compares_measures_of_different_pieces():
+    # Each piece repeats its own measure; the pieces' patterns differ everywhere they can.
+    first = roll_with(8, [(60, 0, 1), (60, 4, 5)])
+    second = roll_with(8, [(60, t, t + 1) for t in (1, 2, 3, 5, 6, 7)])
+    assert roll_statistics([first, second], frames_per_quarter=1)["groove_consistency"] == 1.0
+    # A partial last measure is padded with silence, not with the start of the next piece.
+    partial = roll_with(6, [(60, 0, 1), (60, 4, 5)])
+    busy_start = roll_with(8, [(60 + i, t, t + 1) for i, t in enumerate((0, 1, 4, 5))])
+    assert roll_statistics([partial, busy_start], frames_per_quarter=1)["groove_consistency"] == 1.0
+    # Pieces of one measure each have no pair to compare, however many of them there are.
+    one_measure = roll_with(4, [(60, 0, 1)])
+    one_measure_each = roll_statistics([one_measure, first[4:]], frames_per_quarter=1)
+    assert one_measure_each["groove_consistency"] is None
+    assert roll_statistics([first], frames_per_quarter=None)["groove_consistency"] is None
+
+
+def test_groove_pads_a_partial_last_measure_with_silence():
+    # Six frames, four a measure: measure 2 is positions 0-1 then padding.
+    same = roll_with(6, [(60, 0, 1), (60, 4, 5)])
+    assert roll_statistics(same, frames_per_quarter=1)["groove_consistency"] == 1.0
+    missing = roll_with(6, [(60, 0, 1), (62, 2, 3)])  # positions 0 and 2 lack a partner
+    assert roll_statistics(missing, frames_per_quarter=1)["groove_consistency"] == \
+        pytest.approx(1 - 2 / 4)
+
+
+def test_groove_pools_measure_pairs_over_pieces():
+    steady = roll_with(12, [(60, t, t + 1) for t in (0, 4, 8)])  # 2 pairs, no difference
+    changing = roll_with(8, [(60, 0, 1), (60, 5, 6)])  # 1 pair, 2 positions differ
+    stats = roll_statistics([steady, changing], frames_per_quarter=1)
+    assert stats["groove_consistency"] == pytest.approx(1 - 2 / (4 * 3))
+
+
+def test_silent_pieces_on_a_grid():
+    stats = roll_statistics(np.zeros((8, N_KEYS), dtype=bool), frames_per_quarter=1)
+    assert stats["empty_beat_rate"] == 1.0
+    assert stats["groove_consistency"] == 1.0  # two empty measures, alike
+    assert stats["polyphony"] is None
+    assert roll_statistics([], frames_per_quarter=2) == roll_statistics([]) == {
+        **roll_statistics([]), **NO_MUSPY_MEASURES}
+
+
+def test_zero_length_pieces_on_a_grid_hold_no_beat_or_measure():
+    empty = np.zeros((0, N_KEYS), dtype=bool)
+    piece = roll_with(8, [(60, 0, 1), (62, 4, 5)])  # beats 0 and 4 sound, measures alike
+    stats = roll_statistics([empty, piece, empty, piece, empty], frames_per_quarter=1)
+    assert stats["empty_beat_rate"] == pytest.approx(12 / 16)
+    assert stats["groove_consistency"] == 1.0
+    struck = [np.zeros_like(r) for r in (empty, piece, empty, piece, empty)]
+    assert roll_statistics([empty, piece, empty, piece, empty], onsets=struck)["notes"] == 4
+
+
+def test_beat_measures_agree_on_many_pieces_and_on_one():
+    generator = np.random.default_rng(3)
+    piece = generator.random((40, N_KEYS)) < 0.05
+    one = roll_statistics(piece, frames_per_quarter=2)
+    many = roll_statistics([piece] * 50, frames_per_quarter=2)
+    for key in ("polyphony", "scale_consistency", "pitch_in_scale_rate", "empty_beat_rate",
+                "groove_consistency"):
+        assert many[key] == pytest.approx(one[key]), key
+
+
+def test_muspy_measures_are_plain_json():
+    roll = roll_with(9, [(60, 0, 3), (64, 1, 4), (61, 6, 7)])
+    stats = roll_statistics([roll], onsets=[roll], frames_per_quarter=np.int64(1))
+    assert json.loads(json.dumps(stats)) == stats
+    for value in stats.values():
+        assert value is None or type(value) in (int, float)
+
+
+@pytest.mark.parametrize("grid", [0, -2, True, float("nan"), float("inf"), 1 / 3, "2"])
+def test_rejects_a_grid_that_is_no_whole_number_of_frames_per_measure(grid):
+    with pytest.raises(ValueError, match="frames_per_quarter|whole number"):
+        roll_statistics(roll_with(4, [(60, 0, 1)]), frames_per_quarter=grid)
+
+
+def test_rejects_onsets_that_do_not_match_the_rolls():
+    roll = roll_with(4, [(60, 0, 1)])
+    with pytest.raises(ValueError, match="one array per roll"):
+        roll_statistics([roll, roll], onsets=[roll])
+    with pytest.raises(ValueError, match="one array per roll"):
+        roll_statistics([roll], onsets=[roll[:3]])
