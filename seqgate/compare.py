@@ -5,6 +5,8 @@ Modeling": every cell gets the same data, the same parameter budget (the hidden 
 for it, Table 1), the same recipe, limits and seeds. The table is shaped like their Table 2
 (NLL per frame on train / valid / test, from each run's best.pt, the lowest validation NLL);
 curves.png is their Figure 2 (validation NLL against updates and against wall-clock seconds).
+Beside them, each cell's samples are judged with MusPy's measures (metrics.py) next to the
+training corpus's: SAMPLE_PIECES pieces of 16 bars from every run's best.pt.
 
 Output folder (default runs/compare-<cells>): one run folder per cell and seed (gru-seed0, ...),
 report.md, results.json, curves.png.
@@ -37,8 +39,15 @@ from seqgate.dataset import DEFAULT_DATASET, SPLITS, dataset_fingerprint
 from seqgate.jobs import train_in_processes
 from seqgate.report import MEASURES, equivalent_command, write_outputs
 from seqgate.errors import UserError
+from seqgate.metrics import SAMPLE_MEASURES
 from seqgate.runs import DEFAULT_RUNS_DIR, Run, compare_runs, new_compare_run
+from seqgate.sample import sample_statistics
 from seqgate.settings import DEFAULT_PARAMS, TrainConfig
+
+# Pieces of 16 bars each run samples for its row of MusPy's measures: enough that the mean is
+# steady, few enough to cost a second or two per run.
+SAMPLE_PIECES = 8
+
 
 def default_output(cells: list[str], heads: list[str]) -> Path:
     return DEFAULT_RUNS_DIR / (f"compare-{'-'.join(cells)}" + (f"-{'-'.join(heads)}" if len(heads) > 1 else ""))
@@ -60,6 +69,7 @@ class RunResult:
     action: str  # "trained", "resumed" or "reused"
     summary: dict = field(default_factory=dict)  # the run's config.json
     evaluation: dict = field(default_factory=dict)  # split -> evaluate_run's result
+    sample_stats: dict = field(default_factory=dict)  # sample.sample_statistics of its best.pt
 
     def record(self) -> dict:
         epochs = self.summary.get("epochs") or 0
@@ -75,6 +85,7 @@ class RunResult:
             **{f"{split}_nll": self.evaluation[split]["nll"] for split in SPLITS},
             **{f"{split}_nll_per_piece": self.evaluation[split]["nll_per_piece"] for split in SPLITS},
             "test_accuracy": self.evaluation["test"]["accuracy"],
+            **{f"sample_{key}": self.sample_stats.get(key) for key in SAMPLE_MEASURES},
         }
 
 
@@ -193,11 +204,13 @@ def compare(cells: list[str], *, heads: list[str] | None = None,
         train_in_processes(to_train, min(jobs, len(to_train)), console)
 
     runs = []
-    with console.status("evaluating the best checkpoint of every run on train, valid and test"):
+    with console.status("evaluating the best checkpoint of every run on train, valid and test, "
+                        "and sampling from it"):
         for config, label, (run_dir, action) in zip(configs, labels, planned):
             summary = Run(run_dir).read_config()
             runs.append(RunResult(config.cell, config.head, label, config.seed, run_dir, action, summary,
-                                  {split: evaluate_run(run_dir, None, split) for split in SPLITS}))
+                                  {split: evaluate_run(run_dir, None, split) for split in SPLITS},
+                                  sample_statistics(run_dir, SAMPLE_PIECES, seed=config.seed)))
 
     shown_paper = paper and benchmark is not None
     rows = [_cell_row(cell, head, [r for r in runs if r.cell == cell and r.head == head],

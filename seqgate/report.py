@@ -16,6 +16,7 @@ from rich.table import Table
 
 from seqgate.benchmarks import PAPER_CITATION
 from seqgate.dataset import SPLITS
+from seqgate.metrics import SAMPLE_MEASURES
 from seqgate.files import write_json_atomic, write_text_atomic
 from seqgate.runs import Run
 
@@ -25,6 +26,8 @@ MEASURES = {
     "test_nll": ("test NLL", "test", 3), "test_accuracy": ("test frame acc.", "acc.", 3),
     "best_epoch": ("best epoch", "best ep.", 0), "updates": ("updates", "updates", 0),
     "seconds": ("seconds", "sec", 1), "seconds_per_epoch": ("s / epoch", "s/ep", 2),
+    # MusPy's measures of samples from each run (compare.SAMPLE_PIECES pieces of 16 bars)
+    **{f"sample_{key}": (heading, heading, 3) for key, (heading, _) in SAMPLE_MEASURES.items()},
 }
 
 
@@ -42,7 +45,7 @@ NLL_COLUMNS = ("train_nll", "valid_nll", "test_nll", "test_accuracy")
 TRAINING_COLUMNS = ("best_epoch", "updates", "seconds", "seconds_per_epoch")
 
 
-def _table_rows(comparison, keys=tuple(MEASURES), short: bool = False,
+def _table_rows(comparison, keys=NLL_COLUMNS + TRAINING_COLUMNS, short: bool = False,
                 sizes: bool = True) -> tuple[list[str], list[list[str]]]:
     """Headings and rows of the chosen MEASURES (the paper's columns after the NLLs)."""
     headings = ["cell"] + (["params" if short else "parameters", "hidden"] if sizes else [])
@@ -84,7 +87,24 @@ def results_table(comparison) -> Group:
                               + (f"; paper: {PAPER_CITATION}" if comparison.paper else ""))
     training = _rich_table(*_table_rows(comparison, TRAINING_COLUMNS, short=True, sizes=False),
                            title="Training", caption="sec: seconds of training")
-    return Group(nll, training)
+    samples = _rich_table(*_samples_rows(comparison), title="Samples beside the training corpus",
+                          caption=SAMPLES_CAPTION)
+    return Group(nll, training, samples)
+
+
+SAMPLES_CAPTION = ("MusPy's measures (metrics.py) of the pieces each run samples (seed = the run's seed), "
+                   "mean over seeds; rates as fractions")
+
+
+def _samples_rows(comparison) -> tuple[list[str], list[list[str]]]:
+    """One row per sample measure: each cell's mean over seeds, then the training corpus's (one
+    measure a row, so the table stays narrow however many measures there are)."""
+    corpus = comparison.runs[0].summary.get("data", {}).get("train_stats") or {}
+    headings = ["measure"] + [row["label"] for row in comparison.rows] + ["training corpus"]
+    rows = [[heading] + [format_stat(row[f"sample_{key}"], 3) for row in comparison.rows]
+            + [format_stat({"mean": corpus.get(key), "std": None}, 3)]
+            for key, (heading, _) in SAMPLE_MEASURES.items()]
+    return headings, rows
 
 
 def equivalent_command(cells, heads, data, output, params: int, seeds: int, config, jobs: int,
@@ -174,9 +194,11 @@ def _report(comparison, results: dict) -> str:
                                           if k not in ("seeds",)) + ".",
         "",
         *(f"Note: {note}\n" for note in comparison.notes),
-        "| " + " | ".join(headings) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(headings) - 1)) + "|",
-        *("| " + " | ".join(cells) + " |" for cells in rows),
+        *_markdown_table(headings, rows),
+        "",
+        f"Samples: {SAMPLES_CAPTION}.",
+        "",
+        *_markdown_table(*_samples_rows(comparison)),
         "",
         "Runs:",
         "",
@@ -188,6 +210,11 @@ def _report(comparison, results: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _markdown_table(headings: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(headings) + " |", "|" + "|".join(["---"] + ["---:"] * (len(headings) - 1)) + "|",
+            *("| " + " | ".join(cells) + " |" for cells in rows)]
 
 
 def _head_words(row: dict) -> str:

@@ -246,6 +246,19 @@ def sample_to_midi(run_dir: str | os.PathLike | None, output: str | os.PathLike,
                         primer_frames=0 if primer_roll is None else len(primer_roll))
 
 
+def sample_statistics(run_dir: str | os.PathLike, n: int, bars: int = SAMPLE_BARS, seed: int = 0,
+                      temperature: float = SAMPLE_TEMPERATURE) -> dict:
+    """metrics.roll_statistics of `n` pieces of `bars` bars sampled from a run's best.pt (what
+    `compare` reports per cell), without writing any file."""
+    run = open_run(run_dir)
+    model, checkpoint = load_model(run.checkpoint_path("best.pt"))
+    stored_grid = ((checkpoint.get("data") or {}).get("roll_format") or {}).get("frames_per_quarter")
+    frames = int(bars) * QUARTERS_PER_BAR * (int(stored_grid) if stored_grid else 1)
+    drawn = generate(model, n, frames, temperature=temperature, seed=seed)
+    struck = list(drawn[:, :, N_KEYS:]) if model.onsets else None
+    return roll_statistics(list(drawn[:, :, :N_KEYS]), struck, stored_grid)
+
+
 def output_paths(output: str | os.PathLike, n: int) -> list[Path]:
     """`output` itself for one piece; <stem>-1<suffix> ... <stem>-<n><suffix> for several."""
     output = Path(output)

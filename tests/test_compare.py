@@ -82,6 +82,29 @@ def test_report_numbers_agree_with_evaluate(compared):
     assert [run.action for run in first.runs] == ["trained", "trained"]
 
 
+def test_each_cell_reports_muspy_measures_of_its_samples_beside_the_corpus(compared):
+    from seqgate.compare import SAMPLE_PIECES
+    from seqgate.metrics import SAMPLE_MEASURES
+    from seqgate.sample import sample_statistics
+
+    data, out, _ = compared
+    results = json.loads((out / "results.json").read_text())
+    report = (out / "report.md").read_text()
+    for row in results["cells"]:
+        expected = sample_statistics(out / f"{row['cell']}-seed0", SAMPLE_PIECES, seed=0)
+        for key in SAMPLE_MEASURES:
+            if expected[key] is None:
+                assert row[f"sample_{key}"]["mean"] is None
+            else:
+                assert math.isclose(row[f"sample_{key}"]["mean"], expected[key], rel_tol=1e-9), key
+        assert row["sample_polyphony"]["mean"] > 0
+    gru, lstm = results["cells"]
+    corpus = json.loads((out / "gru-seed0" / "config.json").read_text())["data"]["train_stats"]
+    assert "| measure | gru | lstm | training corpus |" in report
+    assert (f"| polyphony | {gru['sample_polyphony']['mean']:.3f} | {lstm['sample_polyphony']['mean']:.3f} | "
+            f"{corpus['polyphony']:.3f} |") in report
+
+
 def test_finished_runs_with_the_same_settings_are_reused_untouched(compared, tmp_path):
     data, out, first = copy_of(compared, tmp_path)
     before = mtimes(out)
