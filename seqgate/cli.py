@@ -263,17 +263,34 @@ def sample(
     velocity: int = typer.Option(SAMPLE_VELOCITY, "--velocity", help="MIDI velocity of every note (1-127)."),
     max_polyphony: Optional[int] = typer.Option(None, "--max-polyphony", help="At most K keys per frame (nade: the lowest K drawn; bernoulli: the K most probable drawn)."),
     png: bool = typer.Option(False, "--png", help="Also write a piano-roll picture of each output."),
+    wav: bool = typer.Option(False, "--wav", help="Also render each output to a WAV file beside it, to listen to."),
+    soundfont: Optional[Path] = typer.Option(None, "--soundfont", help="With --wav: General MIDI .sf2/.sf3 file (default as for `seqgate render`)."),
 ) -> None:
     """Sample new polyphonic music from a trained model and write it as MIDI."""
     from seqgate import sample as sampling
 
+    if soundfont is not None and not wav:
+        raise UserError("--soundfont is used only with --wav")
+    if wav:
+        from seqgate.audio import check_can_render, render_wav
+
+        soundfont = check_can_render(soundfont)  # before sampling, so a missing one wastes no work
     report = sampling.sample_to_midi(
         run, output, n=n, frames=frames, bars=bars, seed=seed, temperature=temperature, primer=primer,
         primer_frames=primer_frames, primer_in_output=primer_in_output, qpm=qpm, program=program,
         velocity=velocity, max_polyphony=max_polyphony, png=png, console=console)
     console.print(sampling.statistics_table(report.results, report.train_stats))
+    rendered = []
     for result in report.results:
-        console.print(f"wrote {result.path}" + (f" and {result.png}" if result.png else ""))
+        written = [result.path] + ([result.png] if result.png else [])
+        has_notes = result.statistics["notes"] > 0
+        if wav and has_notes:  # a silent piece is a legitimate sample, but nothing to listen to
+            rendered.append(render_wav(result.path, soundfont=soundfont))
+            written.append(rendered[-1])
+        silent = " (no notes, so no WAV)" if wav and not has_notes else ""
+        console.print("wrote " + ", ".join(map(str, written)) + silent, soft_wrap=True)  # long paths: one line
+    if rendered:
+        console.print(f"WAV files rendered through the SoundFont {soundfont}", soft_wrap=True)
 
 
 @app.command("compare")
@@ -328,6 +345,20 @@ def demo_command(
     console.print(f"[bold]Files[/] (all under {result.output}):")
     for what, path in result.files:
         console.print(f"  {what:<22} {path}")
+
+
+@app.command()
+def render(
+    midi: Path = typer.Argument(..., help="MIDI file to listen to, e.g. one written by `seqgate sample`."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="WAV file to write (default: the MIDI path with .wav)."),
+    soundfont: Optional[Path] = typer.Option(None, "--soundfont", help="General MIDI .sf2/.sf3 file (default: $SEQGATE_SOUNDFONT, else a system one, else pretty_midi's TimGM6mb)."),
+) -> None:
+    """Render a MIDI file to a stereo WAV through a General MIDI SoundFont, to listen to it."""
+    from seqgate.audio import find_soundfont, render_wav
+
+    soundfont_path = find_soundfont(soundfont)  # found here too, to say which one was used
+    wav = render_wav(midi, output, soundfont_path)
+    console.print(f"wrote {wav} (SoundFont {soundfont_path})", soft_wrap=True)  # long paths stay one line
 
 
 def main() -> None:
