@@ -81,14 +81,16 @@ def datasets_dir() -> Path:
     return DATASETS_DIR
 
 
-def make_tiny_dataset(path, *, pieces_per_split=(12, 4, 4), seed=0, frames_per_quarter=2) -> Path:
-    """A small dataset file of patterned rolls (rising arpeggios with held chords), varied lengths."""
+def make_tiny_dataset(path, *, pieces_per_split=(12, 4, 4), seed=0, frames_per_quarter=2,
+                      onsets: bool = False) -> Path:
+    """A small dataset file of patterned rolls (rising arpeggios with held chords), varied lengths;
+    onsets: an onset-aware file, whose held bass is struck again halfway."""
     import numpy as np
 
     from seqgate.dataset import Dataset, save_dataset
 
     rng = np.random.default_rng(seed)
-    rolls, splits, names = [], [], []
+    rolls, struck, splits, names = [], [], [], []
     for split, count in zip(("train", "valid", "test"), pieces_per_split):
         for index in range(count):
             length = int(rng.integers(20, 70))
@@ -98,11 +100,16 @@ def make_tiny_dataset(path, *, pieces_per_split=(12, 4, 4), seed=0, frames_per_q
                 roll[frame, root + (frame % 4) * 4] = True  # an arpeggio, one note a frame
                 roll[frame, root - 12] = frame % 8 < 6      # a held bass with a gap
             rolls.append(roll)
+            strikes = roll.copy()
+            strikes[1:] &= ~roll[:-1]  # where a key starts sounding
+            strikes[3::8, root - 12] = roll[3::8, root - 12]  # the bass struck again
+            struck.append(strikes)
             splits.append(split)
             names.append(f"tiny/{split}/{index}")
     save_dataset(Dataset.from_rolls(rolls, splits, names, {"frames_per_quarter": frames_per_quarter,
                                                 "source": "tiny test corpus",
-                                                "tempos": [100.0] * len(rolls)}), path)
+                                                "tempos": [100.0] * len(rolls)},
+                                         struck=struck if onsets else None), path)
     return Path(path)
 
 

@@ -169,7 +169,7 @@ def altered_datasets(good, folder) -> list:
         if value.dtype.kind == "f":
             variants[f"{name}-nan-inf"] = {**arrays, name: np.where(np.arange(len(value)) % 2, np.inf, np.nan)}
     for key, value in {"frames_per_quarter": 1e300, "n_keys": 10**12, "source": 5, "drums": "yes",
-                       "tempos": [1, 2]}.items():
+                       "tempos": [1, 2], "onsets": "yes"}.items():
         variants[f"meta-{key}"] = with_meta(arrays, **{key: value})
     variants["meta-not-an-object"] = {**arrays, "meta": np.array("[1, 2, 3]")}
     variants["meta-not-json"] = {**arrays, "meta": np.array("{nope")}
@@ -209,6 +209,26 @@ def test_every_altered_dataset_is_used_or_refused_in_one_line(good_dataset, tmp_
         assert_used_or_refused(result)
         refused += result["code"] == 2
     assert refused >= len(cases) * 0.8  # almost every alteration breaks the file
+
+
+def test_altered_onset_aware_files_are_used_or_refused_in_one_line(tmp_path, trained_run):
+    good = make_tiny_dataset(tmp_path / "onsets.npz", pieces_per_split=(4, 2, 2), onsets=True)
+    assert load_dataset(good).onsets is not None
+    paths = [p for p in altered_datasets(good, tmp_path) if p.stem.startswith(("onsets-", "meta-onsets"))]
+    assert len(paths) >= 8
+    cases = [(f"{p.stem}:inspect", ["inspect", p], tmp_path) for p in paths]
+    cases += [(f"{p.stem}:train", ["train", "--data", p, "--max-epochs", "1", "--hidden", "4", "--head", "nade",
+                                   "--run-dir", tmp_path / "runs" / p.stem], tmp_path) for p in paths]
+    # A plain model's checkpoint that claims onsets, or says so in a word.
+    for name, onsets in (("onsets-true", True), ("onsets-text", "yes")):
+        cases += sample_and_evaluate(name, copy_run(trained_run, tmp_path, name, set_config(onsets=onsets)), tmp_path)
+    results = run_capped(cases)
+    for result in results.values():
+        assert_used_or_refused(result)
+    for refused in ("onsets-missing:inspect", "onsets-huge:inspect", "onsets-float:inspect", "onsets-2d:inspect",
+                    "onsets-empty:train", "meta-onsets:inspect", "onsets-true:sample", "onsets-text:evaluate"):
+        assert results[refused]["code"] == 2, results[refused]
+    assert results["onsets-shuffled:train"]["code"] == 0  # other bits, still a valid file
 
 
 # ---- checkpoints and run folders
