@@ -115,6 +115,10 @@ def inspect(
     low, high = stats["pitch_range"] or (None, None)
     console.print(f"pitch range used: {low}..{high}   frames per quarter: {stats['frames_per_quarter']}"
                   f"   source: {stats['source']}")
+    if stats["struck_notes"] is None:
+        console.print("onsets: not kept (a key sounding in consecutive frames reads as one note)")
+    else:
+        console.print(f"onsets: kept, {stats['struck_notes']:,} notes struck")
 
 
 def model_head(model_config: dict) -> str:

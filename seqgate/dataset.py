@@ -299,7 +299,9 @@ def dataset_statistics(dataset: Dataset) -> dict:
     pitch_range = (int(keys[0]) + LOWEST_PITCH, int(keys[-1]) + LOWEST_PITCH) if len(keys) else None
     return {"splits": splits, "pitch_range": pitch_range,
             "frames_per_quarter": dataset.meta.get("frames_per_quarter"),
-            "source": dataset.meta.get("source")}
+            "source": dataset.meta.get("source"),
+            # With onsets, the notes are the struck keys; without, they cannot be told apart.
+            "struck_notes": None if dataset.onsets is None else int(dataset.onsets.sum(dtype=np.int64))}
 
 
 def dataset_fingerprint(dataset: Dataset) -> str:

@@ -125,3 +125,11 @@ def test_onsets_prepare_train_sample_keeps_the_repeated_notes_the_model_draws(tm
     written = read_midi_roll(work / "out.mid", frames_per_quarter=2, onsets=True)
     assert roll_to_notes(written.roll, written.struck) == drawn_notes
     assert len(pretty_midi.PrettyMIDI(str(work / "out.mid")).instruments[0].notes) == len(drawn_notes)
+    # A primer reaches the model with its re-strikes and starts the output: 8 eighths of C4.
+    primer = tmp_path / "corpus" / "train" / "train0.mid"
+    result = seqgate("sample", "-o", "primed.mid", "--primer", str(primer), "--primer-frames", "8",
+                     "--frames", "8", cwd=work)
+    assert result.returncode == 0, result.stderr
+    primed = read_midi_roll(work / "primed.mid", frames_per_quarter=2, onsets=True)
+    starts = [start for pitch, start, _ in roll_to_notes(primed.roll, primed.struck) if pitch == 60 and start < 8]
+    assert starts == list(range(8))

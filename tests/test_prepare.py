@@ -202,6 +202,9 @@ def test_prepare_onsets_keeps_each_struck_key_and_the_sounding_roll_is_unchanged
         assert np.flatnonzero(struck[:, 60 - 21]).tolist() == [0]
         assert np.flatnonzero(struck[:, 67 - 21]).tolist() == [0, 1, 2, 3]
         assert np.array_equal(aware.struck(piece, 1, 3), struck[1:3])
+    # inspect says so: 2 pieces x (1 C4 + 4 G4) notes struck.
+    assert dataset_statistics(aware)["struck_notes"] == 10 and dataset_statistics(plain)["struck_notes"] is None
+    assert "onsets: kept, 10 notes struck" in run_cli("inspect", tmp_path / "aware.npz").stdout
 
 
 def test_onsets_of_a_benchmark_file_are_refused_in_one_line(tmp_path):
