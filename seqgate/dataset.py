@@ -151,7 +151,7 @@ class Dataset:
         return (int(notes.min()), int(notes.max())) if len(notes) else None
 
     @property
-    def frames_per_quarter(self) -> float | None:
+    def frames_per_quarter(self) -> int | None:
         return self.meta.get("frames_per_quarter")
 
     def roll_format(self) -> dict:
@@ -180,7 +180,7 @@ FILE_ARRAYS = {"pitches": ("u1", 1), "frame_counts": ("u1", 1), "frame_offsets":
                "piece_offsets": ("i8", 1), "split": ("u1", 1), "names": ("U", 1), "meta": ("U", 0),
                "tempos": ("f8", 1), "programs": ("i2", 1), "onsets": ("u1", 1)}
 # What the metadata's known keys may hold (None is always allowed); other keys are kept as they are.
-META_TYPES = {"frames_per_quarter": (int, float), "n_keys": (int,), "lowest_pitch": (int,),
+META_TYPES = {"frames_per_quarter": (int,), "n_keys": (int,), "lowest_pitch": (int,),
               "source": (str,), "benchmark": (str,), "created": (str,), "seqgate_version": (str,),
               "format_version": (int,), "drums": (bool,), "transpose_to_c": (bool,),
               "onsets": (bool,)}

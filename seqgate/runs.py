@@ -209,7 +209,8 @@ def _data_record_problem(data) -> str | None:
     if not isinstance(roll_format, dict):
         return "has a roll format that is not a dictionary"
     grid = roll_format.get("frames_per_quarter")
-    if grid is not None and not (_is_number(grid) and 0 < grid <= MAX_FRAMES_PER_QUARTER):
+    if grid is not None and not (isinstance(grid, int) and not isinstance(grid, bool)
+                                 and 0 < grid <= MAX_FRAMES_PER_QUARTER):
         return f"has {grid!r} frames per quarter"
     for key in ("n_keys", "lowest_pitch"):
         if roll_format.get(key) is not None and not (isinstance(roll_format[key], int)

@@ -102,3 +102,13 @@ def test_the_sparse_dataset_holds_a_byte_per_frame_and_per_note_not_88(tmp_path)
     assert loaded.pitches.nbytes == notes and loaded.frame_counts.nbytes == 7000
     held = sum(v.nbytes for v in vars(loaded).values() if isinstance(v, np.ndarray))
     assert held <= notes + 7000 + 100, "the dataset holds more than its sparse arrays"
+
+
+def test_a_grid_that_is_not_a_whole_number_of_frames_per_quarter_is_refused(tmp_path):
+    """prepare writes whole grids; a file claiming 0.3 frames per quarter would have no whole bar
+    for the beat measures (metrics.py), so it is refused on reading, not in the middle of train."""
+    roll = np.zeros((4, 88), dtype=bool)
+    roll[:, 40] = True
+    save_dataset(Dataset.from_rolls([roll], ["train"], ["a"], {"frames_per_quarter": 0.3}), tmp_path / "d.npz")
+    with pytest.raises(UserError, match="frames_per_quarter is 0.3"):
+        load_dataset(tmp_path / "d.npz")
