@@ -7,8 +7,8 @@ is the end of the pipeline's last arrow: samples -> ears.
 The synthesiser is TinySoundFont (schellingb/TinySoundFont, through the `tinysoundfont` Python
 binding): one small wheel, no system library. symusic, roll.py's MIDI reader, has a synthesiser
 too and was tried first, but measured unusable: symusic 0.6.0 cannot hand any rendered audio back
-to Python (TypeError "Unable to convert function return value", a binding bug), and 0.5.9 ignores the SoundFont generator overridingRootKey, so through TimGM6mb an A4 (440 Hz) came
-out at 1648 Hz on the piano (+22.9 semitones), +24.7 on the electric piano, +17.7 on the guitar
+to Python (TypeError "Unable to convert function return value", a binding bug), and 0.5.9
+ignores the SoundFont generator overridingRootKey, so through TimGM6mb an A4 (440 Hz) came out at 1648 Hz on the piano (+22.9 semitones), +24.7 on the electric piano, +17.7 on the guitar
 and +18.6 on the violin (strings and flute, tuned in their sample headers, were right).
 TinySoundFont plays all of them at 440 Hz to within the 1.25 Hz (5 cent) resolution of the
 measurement, and lets notes ring out with the SoundFont's release where symusic 0.5.9 stopped
@@ -211,7 +211,8 @@ def _play(synthesizer, events: list, sample_rate: int) -> np.ndarray:
 
     def render_until(end: int) -> None:
         nonlocal position
-        synthesizer.generate_simple(end - position, buffer[position * _STEREO_FLOAT_BYTES: end * _STEREO_FLOAT_BYTES])
+        span = buffer[position * _STEREO_FLOAT_BYTES: end * _STEREO_FLOAT_BYTES]
+        synthesizer.generate_simple(end - position, span)
         position = end
 
     position = 0
