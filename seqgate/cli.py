@@ -206,7 +206,10 @@ def train(
         raise typer.Exit(130)
     if not main_process:
         return
-    table = Table(title=f"{summary['model_config']['cell']} run finished ({summary['stopped']})")
+    from seqgate.evaluate import nll_quantity
+
+    table = Table(title=f"{summary['model_config']['cell']} run finished ({summary['stopped']})",
+                  caption=f"valid NLL: {nll_quantity(summary['model_config'].get('onsets', False))}")
     for column in ("run", "params", "epochs", "updates", "minutes", "best epoch", "best valid"):
         table.add_column(column, justify="right")
     table.add_row(summary["run_dir"], f"{summary['parameters']:,}", str(summary["epochs"]),
