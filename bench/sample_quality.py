@@ -31,9 +31,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    samples = [report(run, args) for run in args.runs]
-    corpus = json.loads((args.runs[0] / "config.json").read_text())["data"]["train_stats"]
-    columns = [("training corpus", corpus), *samples]
+    # Each run's samples after its training corpus's statistics, as the run recorded them; a
+    # corpus column repeats only where they differ (a plain roll derives the notes' starts, an
+    # onset-aware one knows the re-strikes, so their note counts and groove differ).
+    columns = []
+    for run in args.runs:
+        corpus = json.loads((run / "config.json").read_text())["data"]["train_stats"]
+        name, stats = report(run, args)
+        if all(corpus != shown for _, shown in columns):
+            columns.append((f"corpus ({name})", corpus))
+        columns.append((name, stats))
     width = max(len(name) for name, _ in columns) + 2
     print(f"{'measure':<20}" + "".join(f"{name:>{width}}" for name, _ in columns))
     for key, (heading, _) in SAMPLE_MEASURES.items():
