@@ -281,6 +281,9 @@ def sample(
     if wav:
         from seqgate.audio import check_can_render, render_wav
 
+        if Path(output).suffix.lower() == ".wav":  # the audio would take the MIDI file's own name
+            raise UserError(f"-o {output} names the MIDI file; with --wav the audio goes beside it, "
+                            f"so give -o a .mid name")
         soundfont = check_can_render(soundfont)  # before sampling, so a missing one wastes no work
     report = sampling.sample_to_midi(
         run, output, n=n, frames=frames, bars=bars, seed=seed, temperature=temperature, primer=primer,

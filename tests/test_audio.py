@@ -312,6 +312,14 @@ def test_cli_sample_with_a_missing_soundfont_fails_before_sampling(tmp_path, tra
     assert not (tmp_path / "x.mid").exists(), "sampled before finding the SoundFont"
 
 
+def test_cli_sample_with_wav_refuses_a_wav_output_name_before_sampling(tmp_path, trained_run):
+    result = run_cli("sample", "--run", trained_run, "-o", tmp_path / "x.wav", "--wav")
+
+    assert_one_line_error(result)
+    assert "give -o a .mid name" in result.stderr
+    assert not (tmp_path / "x.wav").exists()
+
+
 def test_cli_sample_with_wav_skips_a_piece_without_notes(tmp_path, soundfont, trained_run):
     # At temperature 0.01 only keys above probability 1/2 sound, and one epoch on the tiny corpus
     # leaves every key well below it (their training frequencies): a silent piece.
