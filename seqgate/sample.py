@@ -204,11 +204,10 @@ def sample_to_midi(run_dir: str | os.PathLike | None, output: str | os.PathLike,
     _check_writable_folder(paths[0].parent)
     data = checkpoint.get("data") or {}
     roll_format = data.get("roll_format") or {}
-    stored_grid = roll_format.get("frames_per_quarter")
+    stored_grid = _stored_grid(checkpoint)
     frames_per_quarter = int(stored_grid) if stored_grid else 1
-    if frames is None:
-        frames = (bars if bars is not None else SAMPLE_BARS) * QUARTERS_PER_BAR * frames_per_quarter
-    frames = int(frames)
+    frames = int(frames) if frames is not None else _bar_frames(bars if bars is not None else SAMPLE_BARS,
+                                                                 stored_grid)
     if qpm is None:
         qpm = float(data.get("median_qpm") or DEFAULT_QPM)
 
@@ -225,9 +224,7 @@ def sample_to_midi(run_dir: str | os.PathLike | None, output: str | os.PathLike,
     for path, frames_drawn in zip(paths, generated):
         if primer_roll is not None and primer_in_output:
             frames_drawn = np.concatenate([primer_roll, frames_drawn], axis=0)
-        # An onset-aware model's frames hold the struck keys after the sounding ones: a key
-        # struck while it sounds starts a new note.
-        roll, struck = frames_drawn[:, :N_KEYS], frames_drawn[:, N_KEYS:] if model.onsets else None
+        roll, struck = sounding_and_struck(model, frames_drawn)
         roll_to_midi(roll, path, qpm=qpm, frames_per_quarter=frames_per_quarter,
                      program=int(program), velocity=int(velocity), struck=struck)
         image = None
@@ -252,11 +249,29 @@ def sample_statistics(run_dir: str | os.PathLike, n: int, bars: int = SAMPLE_BAR
     `compare` reports per cell), without writing any file."""
     run = open_run(run_dir)
     model, checkpoint = load_model(run.checkpoint_path("best.pt"))
-    stored_grid = ((checkpoint.get("data") or {}).get("roll_format") or {}).get("frames_per_quarter")
-    frames = int(bars) * QUARTERS_PER_BAR * (int(stored_grid) if stored_grid else 1)
-    drawn = generate(model, n, frames, temperature=temperature, seed=seed)
-    struck = list(drawn[:, :, N_KEYS:]) if model.onsets else None
-    return roll_statistics(list(drawn[:, :, :N_KEYS]), struck, stored_grid)
+    stored_grid = _stored_grid(checkpoint)
+    drawn = generate(model, n, _bar_frames(bars, stored_grid), temperature=temperature, seed=seed)
+    pieces = [sounding_and_struck(model, piece) for piece in drawn]
+    struck = [s for _, s in pieces] if model.onsets else None
+    return roll_statistics([roll for roll, _ in pieces], struck, stored_grid)
+
+
+def sounding_and_struck(model: NextStepModel, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """A piece's drawn (frames, width) frames -> (its roll, the keys struck at each frame or None):
+    an onset-aware model's frames hold the struck keys after the sounding ones, and a key struck
+    while it sounds starts a new note."""
+    return frames[:, :N_KEYS], frames[:, N_KEYS:] if model.onsets else None
+
+
+def _stored_grid(checkpoint: dict) -> int | None:
+    """The frames per quarter note of the roll the run was trained on; None for a roll off the beat
+    grid (the benchmark .mat corpora)."""
+    return ((checkpoint.get("data") or {}).get("roll_format") or {}).get("frames_per_quarter")
+
+
+def _bar_frames(bars: int, stored_grid: int | None) -> int:
+    """Frames in `bars` bars of 4 quarter notes; a roll without a grid counts a frame a quarter."""
+    return int(bars) * QUARTERS_PER_BAR * (int(stored_grid) if stored_grid else 1)
 
 
 def output_paths(output: str | os.PathLike, n: int) -> list[Path]:
