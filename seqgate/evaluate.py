@@ -24,6 +24,9 @@ from seqgate.model import NextStepModel, few_threads_for_small_work, shift_right
 from seqgate.runs import Run
 
 EVALUATION_BATCH_SIZE = 64
+# At most this many floats per head tensor at once: long pieces are evaluated in time chunks with
+# the recurrent state carried, so a NADE's (batch, time, keys, hidden) work stays near 32 MB.
+EVALUATION_CHUNK_FLOATS = 8_000_000
 
 
 def nll_quantity(onsets: bool) -> str:
@@ -32,10 +35,6 @@ def nll_quantity(onsets: bool) -> str:
     if onsets:
         return "nats per frame over the sounding keys and their onsets (re-strikes): not the 88-key benchmark NLL"
     return "nats per frame over the 88 sounding keys"
-
-# At most this many floats per head tensor at once: long pieces are evaluated in time chunks with
-# the recurrent state carried, so a NADE's (batch, time, keys, hidden) work stays near 32 MB.
-EVALUATION_CHUNK_FLOATS = 8_000_000
 
 
 @torch.inference_mode()

@@ -94,18 +94,19 @@ class BernoulliHead(nn.Linear):
         return self.out_features
 
     def nll(self, features: torch.Tensor, targets: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
-        return self.nll_and_prediction(features, targets, previous)[0]
+        return self._nll(self(features), targets, previous)
 
     def nll_and_prediction(self, features: torch.Tensor, targets: torch.Tensor,
                            previous: torch.Tensor | None = None):
         """Both from one pass: a key is predicted on when its probability is >= 0.5."""
         logits = self(features)
+        return self._nll(logits, targets, previous), logits[..., :self.n_keys] >= 0  # sigmoid >= 0.5
+
+    def _nll(self, logits: torch.Tensor, targets: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
         if not self.onsets:
-            nll = F.binary_cross_entropy_with_logits(logits, targets, reduction="none").sum(-1)
-            return nll, logits >= 0  # sigmoid(logit) >= 0.5
+            return F.binary_cross_entropy_with_logits(logits, targets, reduction="none").sum(-1)
         units, scored = unit_values(targets, previous, self.n_keys)
-        nll = (F.binary_cross_entropy_with_logits(logits, units, reduction="none") * scored).sum(-1)
-        return nll, logits[..., :self.n_keys] >= 0
+        return (F.binary_cross_entropy_with_logits(logits, units, reduction="none") * scored).sum(-1)
 
     def init_from_frequency(self, key_frequency: torch.Tensor) -> None:
         """Start at each key's training frequency (as log-odds).
