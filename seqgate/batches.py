@@ -52,7 +52,7 @@ def dense_batch(dataset: Dataset, windows: list[tuple[int, int, int]], shifts=No
     lengths = torch.tensor([end - start for _, start, end in windows])
     rows, frames, keys = [], [], []
     for row, (piece, start, end) in enumerate(windows):
-        counts, notes, onsets = dataset.window(piece, start, end, with_onsets=True)
+        counts, notes, onsets = dataset.window(piece, start, end)
         at = np.repeat(np.arange(end - start), counts)
         key = notes.astype(np.int64) + (shifts[row] if shifts is not None else 0)
         frames.append(at)

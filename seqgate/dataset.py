@@ -84,8 +84,7 @@ class Dataset:
             onsets = np.concatenate([sparse_onsets(r, s) for r, s in zip(rolls, struck)] or [np.zeros(0, np.uint8)])
         return cls(np.concatenate([p for p, _ in parts]) if parts else np.zeros(0, np.uint8),
                    np.concatenate([c for _, c in parts]) if parts else np.zeros(0, np.uint8),
-                   np.array([len(roll) for roll in rolls], dtype=np.int64), splits, names,
-                   {**(meta or {}), "onsets": struck is not None}, onsets)
+                   np.array([len(roll) for roll in rolls], dtype=np.int64), splits, names, meta, onsets)
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -93,7 +92,7 @@ class Dataset:
     def roll(self, piece: int, start: int = 0, end: int | None = None) -> np.ndarray:
         """Frames start..end of one piece as a dense bool (frames, 88) roll."""
         end = int(self.lengths[piece]) if end is None else end
-        counts, notes = self.window(piece, start, end)
+        counts, notes, _ = self.window(piece, start, end)
         return dense_roll(notes, counts)
 
     def struck(self, piece: int, start: int = 0, end: int | None = None) -> np.ndarray | None:
@@ -102,19 +101,17 @@ class Dataset:
         if self.onsets is None:
             return None
         end = int(self.lengths[piece]) if end is None else end
-        counts, notes, onsets = self.window(piece, start, end, with_onsets=True)
+        counts, notes, onsets = self.window(piece, start, end)
         return dense_roll(notes, counts, onsets)
 
-    def window(self, piece: int, start: int, end: int, with_onsets: bool = False):
-        """(keys sounding per frame, their key indices) of frames start..end of one piece, and
-        with_onsets, their onset bits (None for a dataset without onsets) as a third item."""
+    def window(self, piece: int, start: int, end: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(keys sounding per frame, their key indices, their onset bits or None for a dataset
+        without onsets) of frames start..end of one piece."""
         first = self.frame_starts[piece]
         skip = int(self.frame_counts[first:first + start].sum(dtype=np.int64))
         counts = self.frame_counts[first + start:first + end]
         begin = self.note_starts[piece] + skip
         notes = slice(begin, begin + int(counts.sum(dtype=np.int64)))
-        if not with_onsets:
-            return counts, self.pitches[notes]
         return counts, self.pitches[notes], None if self.onsets is None else self.onsets[notes]
 
     def indices(self, split: str) -> list[int]:
@@ -252,7 +249,7 @@ def _checked_dataset(arrays: dict, meta) -> Dataset:
             missing = np.isnan(values) if values.dtype.kind == "f" else values == unknown
             meta[key] = [None if m else v for v, m in zip(values.tolist(), missing.tolist())]
     return Dataset(pitches, frame_counts, np.diff(piece_offsets), [SPLITS[c] for c in split_codes.tolist()],
-                   arrays["names"].tolist(), {**meta, "onsets": onsets is not None}, onsets)
+                   arrays["names"].tolist(), meta, onsets)
 
 
 def _check_offsets(offsets: np.ndarray, end: int, name: str, what: str) -> None:

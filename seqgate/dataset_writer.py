@@ -75,7 +75,7 @@ class DatasetWriter:
     def add_dataset(self, dataset: Dataset) -> None:
         """Every piece of an in-memory dataset, its position its index there."""
         for piece in range(len(dataset)):
-            frame_counts, pitches, onsets = dataset.window(piece, 0, int(dataset.lengths[piece]), with_onsets=True)
+            frame_counts, pitches, onsets = dataset.window(piece, 0, int(dataset.lengths[piece]))
             self.add(piece, pitches, frame_counts, dataset.splits[piece], onsets)
 
     def finish(self, meta: dict, names) -> dict:

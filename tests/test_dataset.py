@@ -56,7 +56,7 @@ def test_the_writer_puts_pieces_added_in_any_order_in_position_order(tmp_path):
     original.meta["programs"] = [0, 40, None, 19]
     with DatasetWriter(tmp_path / "d.npz") as writer:
         for piece in (2, 0, 3, 1):  # as a pool of parsers would finish them
-            frame_counts, pitches = original.window(piece, 0, int(original.lengths[piece]))
+            frame_counts, pitches, _ = original.window(piece, 0, int(original.lengths[piece]))
             writer.add(piece, pitches, frame_counts, original.splits[piece])
         counts = writer.finish(original.meta, original.names)
     assert counts == {"pieces": {"train": 2, "valid": 1, "test": 1}, "frames": {"train": 8, "valid": 0, "test": 12}}
