@@ -301,6 +301,21 @@ def entropy_bits(counts: np.ndarray) -> float:
     return max(0.0, float(-(shares * np.log2(shares)).sum()))
 
 
+# A corpus is described (its statistics kept in a run, shown beside samples) by at most this many
+# frames, its first pieces, so that the dense rolls it takes cost bounded memory.
+DESCRIBED_MAX_FRAMES = 1_000_000
+
+
+def describe_corpus(dataset, pieces: list[int]) -> tuple[dict, np.ndarray | None]:
+    """(roll_statistics, restrike_share or None without onsets) of the first of a dataset's
+    `pieces` that hold DESCRIBED_MAX_FRAMES frames (all of them, for a smaller corpus)."""
+    described = pieces[:int(np.searchsorted(np.cumsum(dataset.lengths[pieces]), DESCRIBED_MAX_FRAMES)) + 1]
+    rolls = [dataset.roll(p) for p in described]
+    struck = [dataset.struck(p) for p in described] if dataset.onsets is not None else None
+    return (roll_statistics(rolls, struck, dataset.frames_per_quarter),
+            None if struck is None else restrike_share(rolls, struck))
+
+
 def restrike_share(rolls: list[np.ndarray], struck: list[np.ndarray]) -> np.ndarray:
     """For each key, the share of its held-over frames (sounding in the frame before too, within
     a piece) in which it is struck again: (keys,) float64, 0.0 for a key never held over.

@@ -38,15 +38,12 @@ from seqgate.dataset import SPLITS
 from seqgate.distributed import World, join, leave
 from seqgate.errors import UserError
 from seqgate.evaluate import EVALUATION_BATCH_SIZE, evaluate_batches
-from seqgate.metrics import restrike_share
+from seqgate.metrics import describe_corpus
 from seqgate.model import NextStepModel, checked_weights, few_threads_for_small_work, shift_right
 from seqgate.runs import Run, new_run, open_run
 from seqgate.settings import RECIPES, TrainConfig
 
 PLOT_EVERY_SECONDS = 15  # redraw curves.png at most this often while training
-# The training corpus's statistics (kept in the run, shown beside samples) are taken over at most
-# this many frames of the train split, its first pieces, so they cost bounded memory.
-STATISTICS_MAX_FRAMES = 1_000_000
 # Test hook: when set to a folder, every process of a torchrun job saves its final weights there
 # (rank-<k>.pt), so a test can check that the ranks agree; the run folder stays rank 0's alone.
 RANK_WEIGHTS_ENV = "SEQGATE_TEST_RANK_WEIGHTS"
@@ -183,7 +180,6 @@ class TrainingData:
 
     def __init__(self, config: TrainConfig, world: World):
         from seqgate.dataset import load_dataset
-        from seqgate.metrics import roll_statistics
 
         dataset = load_dataset(config.data)
         self.dataset, self.world = dataset, world
@@ -196,20 +192,17 @@ class TrainingData:
         self.onsets = dataset.onsets is not None
         self.train_frames = dataset.frames(self.train)
         tempos = [t for t in dataset.meta.get("tempos") or [] if t]
-        described = self.train[:int(np.searchsorted(np.cumsum(dataset.lengths[self.train]),
-                                                    STATISTICS_MAX_FRAMES)) + 1]
-        rolls = [dataset.roll(p) for p in described]
-        struck = [dataset.struck(p) for p in described] if self.onsets else None
+        train_stats, restrikes = describe_corpus(dataset, self.train)
         frequency = dataset.key_counts(self.train) / max(self.train_frames, 1)
-        if self.onsets:  # the re-strike units start at how often a held key is struck again
-            frequency = np.concatenate([frequency, restrike_share(rolls, struck)])
+        if restrikes is not None:  # the re-strike units start at how often a held key is struck again
+            frequency = np.concatenate([frequency, restrikes])
         self.key_frequency = torch.from_numpy(frequency)
         self.info = {
             "path": str(Path(config.data).resolve()),
             "roll_format": dataset.roll_format(),
             "source": dataset.meta.get("source"),
             "median_qpm": float(np.median(tempos)) if tempos else None,
-            "train_stats": roll_statistics(rolls, struck, dataset.frames_per_quarter),
+            "train_stats": train_stats,
             "split_pieces": {s: len(dataset.indices(s)) for s in SPLITS},
         }
         self.limits = [transpose_limits(dataset, p) for p in self.train]

@@ -417,3 +417,20 @@ def test_rejects_onsets_that_do_not_match_the_rolls():
         roll_statistics([roll, roll], onsets=[roll])
     with pytest.raises(ValueError, match="one array per roll"):
         roll_statistics([roll], onsets=[roll[:3]])
+
+
+def test_describe_corpus_takes_the_first_pieces_up_to_the_frame_cap(monkeypatch):
+    from seqgate import metrics
+    from seqgate.dataset import Dataset
+
+    rolls = [np.zeros((n, 88), dtype=bool) for n in (4, 6, 8)]
+    for roll in rolls:
+        roll[:, 40] = True
+    struck = [roll & (np.arange(len(roll)) % 2 == 0)[:, None] for roll in rolls]  # every other frame
+    dataset = Dataset.from_rolls(rolls, ["train"] * 3, ["a", "b", "c"], {"frames_per_quarter": 2}, struck=struck)
+    monkeypatch.setattr(metrics, "DESCRIBED_MAX_FRAMES", 7)  # reached inside the second piece
+    stats, restrikes = metrics.describe_corpus(dataset, [0, 1, 2])
+    assert stats == roll_statistics(rolls[:2], struck[:2], 2) and stats["frames"] == 10
+    assert restrikes[40] == pytest.approx(3 / 8)  # held at frames 1..3 and 1..5, struck again at 2; 2 and 4
+    plain = Dataset.from_rolls(rolls, ["train"] * 3, ["a", "b", "c"], {"frames_per_quarter": 2})
+    assert metrics.describe_corpus(plain, [0, 1, 2])[1] is None
