@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqgate.errors import UserError
+from seqgate.errors import UserError, is_number
 from seqgate.npz import BadNpz, read_npz
 from seqgate.roll import LOWEST_PITCH, MAX_FRAMES_PER_QUARTER, N_KEYS, dense_roll, sparse_onsets, sparse_roll
 
@@ -278,7 +278,7 @@ def _checked_meta(meta, n_pieces: int) -> dict:
     for key in PER_PIECE_META:  # format 1's lists
         values = meta.get(key)
         if values is not None and (not isinstance(values, list) or len(values) != n_pieces or not all(
-                v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values)):
+                v is None or is_number(v) for v in values)):
             raise BadNpz(f"metadata {key} is not a number or null for each of the {n_pieces:,} pieces")
     return meta
 

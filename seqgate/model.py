@@ -22,7 +22,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from seqgate.errors import UserError
+from seqgate.errors import UserError, is_number
 from seqgate.heads import HEADS, units_per_frame
 from seqgate.roll import N_KEYS
 from seqgate.settings import DEFAULT_HEAD, NADE_UNITS_PER_HIDDEN
@@ -292,15 +292,14 @@ def checked_model_config(config: dict, path) -> dict:
     """The model config stored in a checkpoint, once its types and ranges are those seqgate
     writes; UserError naming the field otherwise."""
     def whole(value, low, high) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+        return is_number(value, whole=True) and low <= value <= high
 
     checks = {
         "cell": isinstance(config.get("cell"), str) and config.get("cell") in CELLS,
         "hidden": whole(config.get("hidden"), 1, MAX_HIDDEN),
         "layers": whole(config.get("layers", 1), 1, MAX_LAYERS),
         "n_keys": config.get("n_keys", N_KEYS) == N_KEYS and whole(config.get("n_keys", N_KEYS), 1, N_KEYS),
-        "dropout": isinstance(config.get("dropout", 0.0), (int, float)) and not isinstance(config.get("dropout", 0.0), bool)
-                   and 0.0 <= config.get("dropout", 0.0) < 1.0,
+        "dropout": is_number(config.get("dropout", 0.0)) and 0.0 <= config.get("dropout", 0.0) < 1.0,
         "head": isinstance(config.get("head", "bernoulli"), str) and config.get("head", "bernoulli") in HEADS,
         "head_size": config.get("head_size") is None or whole(config.get("head_size"), 0, MAX_HIDDEN),
         "onsets": isinstance(config.get("onsets", False), bool),

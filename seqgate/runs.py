@@ -21,7 +21,7 @@ import math
 import os
 from pathlib import Path
 
-from seqgate.errors import UserError
+from seqgate.errors import UserError, is_number
 from seqgate.files import atomic_write, write_json_atomic, write_text_atomic
 from seqgate.roll import MAX_FRAMES_PER_QUARTER
 
@@ -108,9 +108,7 @@ class Run:
                 record = json.loads(line)
             except ValueError:
                 record = None
-            if not (isinstance(record, dict) and all(
-                    isinstance(record.get(key), (int, float)) and not isinstance(record.get(key), bool)
-                    for key in METRICS_FIELDS)):
+            if not (isinstance(record, dict) and all(is_number(record.get(key)) for key in METRICS_FIELDS)):
                 raise UserError(f"{path}, line {number}: not a metrics record "
                                 f"(needs numbers for {', '.join(METRICS_FIELDS)})")
             records.append(record)
@@ -191,7 +189,7 @@ def load_checkpoint_file(path: str | os.PathLike, map_location="cpu") -> dict:
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return is_number(value) and math.isfinite(value)
 
 
 def _data_record_problem(data) -> str | None:
@@ -209,12 +207,10 @@ def _data_record_problem(data) -> str | None:
     if not isinstance(roll_format, dict):
         return "has a roll format that is not a dictionary"
     grid = roll_format.get("frames_per_quarter")
-    if grid is not None and not (isinstance(grid, int) and not isinstance(grid, bool)
-                                 and 0 < grid <= MAX_FRAMES_PER_QUARTER):
+    if grid is not None and not (is_number(grid, whole=True) and 0 < grid <= MAX_FRAMES_PER_QUARTER):
         return f"has {grid!r} frames per quarter"
     for key in ("n_keys", "lowest_pitch"):
-        if roll_format.get(key) is not None and not (isinstance(roll_format[key], int)
-                                                     and not isinstance(roll_format[key], bool)):
+        if roll_format.get(key) is not None and not is_number(roll_format[key], whole=True):
             return f"has {key} {roll_format[key]!r}"
     return None
 

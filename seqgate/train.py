@@ -36,7 +36,7 @@ from seqgate import __version__
 from seqgate.batches import epoch_batches, padded_batches, transpose_limits
 from seqgate.dataset import SPLITS
 from seqgate.distributed import World, join, leave
-from seqgate.errors import UserError
+from seqgate.errors import UserError, is_number
 from seqgate.evaluate import EVALUATION_BATCH_SIZE, evaluate_batches
 from seqgate.metrics import describe_corpus
 from seqgate.model import NextStepModel, checked_weights, few_threads_for_small_work, shift_right
@@ -225,7 +225,7 @@ def _check_progress(progress: Progress) -> None:
     """last.pt's progress as train writes it: counts that are whole numbers, a list of epochs."""
     for name in ("epoch", "updates", "best_epoch", "epochs_since_best"):
         value = getattr(progress, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        if not is_number(value, whole=True) or value < 0:
             raise ValueError(f"progress {name} is {value!r}")
     if not isinstance(progress.history, list) or not all(isinstance(r, dict) for r in progress.history):
         raise ValueError("progress history is not a list of records")
