@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from seqgate.prepare import find_midi_files
-from seqgate.roll import BadMidi, HIGHEST_PITCH, LOWEST_PITCH, read_midi_roll, read_midi_sparse, roll_to_midi
+from seqgate.roll import BadMidi, HIGHEST_PITCH, LOWEST_PITCH, read_midi_roll, roll_to_midi
 
 def source_notes(path: str) -> int:
     """The notes `prepare` keeps of a file: non-drum notes on the 88 keys."""
@@ -48,7 +48,7 @@ def main() -> None:
             path = files.path(i)
             try:
                 aware = read_midi_roll(path, frames_per_quarter=args.fs, onsets=True)
-                grid = int(read_midi_sparse(path, args.fs, onsets=True).onsets.sum())
+                grid = int(aware.struck.sum())  # one struck cell per (key, start frame) pair
             except BadMidi:
                 continue
             counts = [source_notes(path)]
