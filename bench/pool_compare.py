@@ -7,9 +7,10 @@
 
 Every MIDI file under CORPUS, plus --crash and --hang copies of one of them named so that the
 worker given them aborts (as a segfaulting parser would) or sleeps forever, spread evenly through
-the list, is parsed with seqgate.prepare.parse_one_midi (the task `seqgate prepare` runs) by:
+the list, is parsed with seqgate.prepare.parse_midi_chunk (the task `seqgate prepare` runs) by:
 
-  seqgate WorkerPool       the pool `seqgate prepare` uses, with its test hook SEQGATE_TEST_FAULT;
+  seqgate WorkerPool       the pool `seqgate prepare` uses (chunks of up to workers.MAX_CHUNK files,
+                           one answer a chunk, the file in progress in shared memory), with its test hook;
   pebble schedule/file     pebble.ProcessPool, one future per file, --timeout per file;
   pebble map chunk=K       pool.map(..., chunksize=K, timeout=...), pebble's fast path: the chunk is
                            pebble's task, so its timeout applies to the chunk, and a crash or a
@@ -49,10 +50,9 @@ from pathlib import Path
 
 import numpy as np
 
-from seqgate.prepare import parse_one_midi
-from seqgate.roll import SparseMidiRoll
-from seqgate.roll import DEFAULT_FRAMES_PER_QUARTER
-from seqgate.workers import FAULT_ENV, Lost, WorkerPool, fork_is_safe
+from seqgate.prepare import parse_midi_chunk
+from seqgate.roll import DEFAULT_FRAMES_PER_QUARTER, SparseMidiRoll
+from seqgate.workers import FAULT_ENV, MAX_CHUNK, Lost, WorkerPool, fork_is_safe
 
 OPTIONS = (DEFAULT_FRAMES_PER_QUARTER, False, False, False)  # frames per quarter, drums, transpose_to_c, onsets
 
@@ -64,34 +64,43 @@ def run_seqgate(files: list[str], faults: dict[str, str], workers: int, timeout:
         sys.exit("this process has threads, so seqgate would not fork its workers; cannot compare")
     os.environ[FAULT_ENV] = ",".join(f"{kind}:{name}" for name, kind in faults.items())
     results: list = [None] * len(files)
-    pool = WorkerPool("seqgate.prepare:parse_one_midi", files, OPTIONS, workers, timeout,
+    pool = WorkerPool("seqgate.prepare:parse_midi_chunk", files, OPTIONS, workers, timeout,
                       preload=("symusic", "seqgate.roll"))
     try:
-        for index, result in pool.results():
-            results[index] = result
+        for indices, outcome in pool.results():
+            for index, result in zip(indices, per_file(outcome, len(indices))):
+                results[index] = result
     finally:
         pool.close()
         del os.environ[FAULT_ENV]
     return results
 
 
-def pebble_task(path: str, options: tuple, fault: str | None):
-    """What seqgate's worker loop does with its test hook, for pebble's workers."""
-    if fault == "crash":
-        os.abort()  # as a segfaulting parser would
-    if fault == "hang":
-        time.sleep(10**6)
-    return parse_one_midi(path, options)
+def per_file(outcome, n: int) -> list:
+    """A chunk's outcome -> for each of its n files a SparseMidiRoll, a skip reason or a Lost."""
+    if isinstance(outcome, Lost):
+        return [outcome] * n
+    rolls, reasons = outcome
+    pieces = iter(range(len(rolls)))
+    return [reason if reason is not None else rolls.piece(next(pieces)) for reason in reasons]
 
 
 def pebble_chunk(chunk: list[tuple[str, str | None]], options: tuple) -> list:
-    results = []
-    for path, fault in chunk:
-        try:
-            results.append(pebble_task(path, options, fault))
-        except Exception as error:  # one file's bug must not fail its chunk
-            results.append(Lost("error", f"{type(error).__name__}: {error}"))
-    return results
+    """What seqgate's worker does with a chunk and its test hook, for pebble's workers."""
+    def starting(k: int) -> None:
+        if chunk[k][1] == "crash":
+            os.abort()  # as a segfaulting parser would
+        if chunk[k][1] == "hang":
+            time.sleep(10**6)
+
+    try:
+        return per_file(parse_midi_chunk([path for path, _ in chunk], options, starting), len(chunk))
+    except Exception as error:  # a bug must not fail the pool
+        return [Lost("error", f"{type(error).__name__}: {error}")] * len(chunk)
+
+
+def pebble_task(path: str, options: tuple, fault: str | None):
+    return pebble_chunk([(path, fault)], options)[0]
 
 
 def lost_from(error: BaseException, timeout: float) -> Lost:
@@ -218,8 +227,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--crash", type=int, default=5, help="files that crash their worker")
     parser.add_argument("--hang", type=int, default=5, help="files that hang their worker")
-    parser.add_argument("--chunksize", type=int, default=32,
-                        help="files per pebble chunk (seqgate's own chunk is at most 32)")
+    parser.add_argument("--chunksize", type=int, default=MAX_CHUNK,
+                        help=f"files per pebble chunk (seqgate's own chunk is at most {MAX_CHUNK})")
     parser.add_argument("--pebble-start", choices=["fork", "forkserver"], default="fork")
     args = parser.parse_args()
     global PEBBLE_START

@@ -61,12 +61,21 @@ class DatasetWriter:
             onsets: np.ndarray | None = None) -> None:
         """One piece, sparse as Dataset holds it; `position` orders the pieces in the file.
         onsets: its onset bits, one a note, for a writer made with onsets=True."""
+        self._append([position], [len(pitches)], [len(frame_counts)], [split], pitches, frame_counts, onsets)
+
+    def add_pieces(self, positions, rolls, splits: list[str]) -> None:
+        """Several pieces at once, as roll.read_midi_batch gives them (a roll.SparseRolls):
+        piece i goes to positions[i], in splits[i]."""
+        self._append(positions, rolls.notes_per_piece, rolls.frames_per_piece, splits, rolls.pitches,
+                     rolls.frame_counts, rolls.onsets)
+
+    def _append(self, positions, notes_per_piece, frames_per_piece, splits, pitches, frame_counts, onsets) -> None:
         if (onsets is None) != (self._onsets is None):
             raise ValueError("onset bits are given for every piece of an onset-aware dataset, and only then")
-        self._positions.append(position)
-        self._notes_per_piece.append(len(pitches))
-        self._frames_per_piece.append(len(frame_counts))
-        self._splits.append(SPLITS.index(split))
+        self._positions.frombytes(np.asarray(positions, dtype=np.int32).tobytes())
+        self._notes_per_piece.frombytes(np.asarray(notes_per_piece, dtype=np.int64).tobytes())
+        self._frames_per_piece.frombytes(np.asarray(frames_per_piece, dtype=np.int64).tobytes())
+        self._splits.frombytes(bytes(SPLITS.index(split) for split in splits))
         self._notes.write(np.ascontiguousarray(pitches, dtype=np.uint8).tobytes())
         self._counts.write(np.ascontiguousarray(frame_counts, dtype=np.uint8).tobytes())
         if onsets is not None:

@@ -25,7 +25,7 @@ from seqgate.dataset import SPLITS
 from seqgate.dataset_writer import DatasetWriter
 from seqgate.errors import UserError
 from seqgate.files import write_json_atomic
-from seqgate.roll import DEFAULT_FRAMES_PER_QUARTER, MAX_FRAMES_PER_QUARTER
+from seqgate.roll import DEFAULT_FRAMES_PER_QUARTER, MAX_FRAMES_PER_QUARTER, parser_error
 from seqgate.workers import Lost, WorkerPool
 
 MIDI_SUFFIXES = {".mid", ".midi"}
@@ -325,7 +325,7 @@ def _parse_into(writer: DatasetWriter, files: MidiFiles, fractions, console, *, 
     programs = np.full(len(files), -1, dtype=np.int16)
     skipped, dropped = {}, 0
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(files)))
-    pool = WorkerPool("seqgate.prepare:parse_one_midi", files.paths, options, n_workers, file_timeout,
+    pool = WorkerPool("seqgate.prepare:parse_midi_chunk", files.paths, options, n_workers, file_timeout,
                       preload=("symusic", "seqgate.roll"))
     # No refresh thread (auto_refresh=False): the parent stays single-threaded, so replacement
     # workers can still be forked safely.
@@ -335,18 +335,22 @@ def _parse_into(writer: DatasetWriter, files: MidiFiles, fractions, console, *, 
         with progress:
             task = progress.add_task("parse", total=len(files))
             shown = time.monotonic()
-            for index, result in pool.results():
-                if isinstance(result, Lost):
-                    skipped[index] = lost_reason(result)
-                elif isinstance(result, str):
-                    skipped[index] = result
+            for indices, outcome in pool.results():
+                if isinstance(outcome, Lost):
+                    skipped[indices[0]] = lost_reason(outcome)
                 else:
-                    code = int(files.split_codes[index])
-                    split = SPLITS[code] if code < len(SPLITS) else hash_split(files.relative[index], fractions)
-                    writer.add(index, result.pitches, result.frame_counts, split, result.onsets)
-                    tempos[index], programs[index] = result.qpm, result.program
-                    dropped += result.dropped_out_of_range
-                progress.advance(task)
+                    rolls, reasons = outcome
+                    usable = []
+                    for index, reason in zip(indices, reasons):
+                        if reason is None:
+                            usable.append(index)
+                        else:
+                            skipped[index] = reason
+                    usable = np.array(usable, dtype=np.int64)
+                    writer.add_pieces(usable, rolls, [_split_of(files, i, fractions) for i in usable.tolist()])
+                    tempos[usable], programs[usable] = rolls.qpm, rolls.programs
+                    dropped += int(rolls.dropped_out_of_range.sum())
+                progress.advance(task, len(indices))
                 if time.monotonic() - shown > 0.1:
                     progress.refresh()
                     shown = time.monotonic()
@@ -356,34 +360,39 @@ def _parse_into(writer: DatasetWriter, files: MidiFiles, fractions, console, *, 
     return [(files.name(i), skipped[i]) for i in sorted(skipped)], dropped, meta
 
 
+def _split_of(files: MidiFiles, index: int, fractions) -> str:
+    """The split of file `index`: its folder's name, or else the hash of its relative path."""
+    code = int(files.split_codes[index])
+    return SPLITS[code] if code < len(SPLITS) else hash_split(files.relative[index], fractions)
+
+
 def lost_reason(lost: Lost) -> str:
     """What the user reads about a file whose parser crashed, hung or raised."""
-    return {"crash": "crashed the parser", "timeout": lost.detail,
-            "error": f"parser error ({lost.detail})"}[lost.kind]
+    return {"crash": "crashed the parser", "timeout": lost.detail, "error": parser_error(lost.detail)}[lost.kind]
 
 
 def read_midi_isolated(path: Path, frames_per_quarter: int, timeout: float = DEFAULT_FILE_TIMEOUT,
                        onsets: bool = False):
     """One MIDI file read in a watched worker process, so that a file crafted to crash or hang
     the parser costs a one-line message, not the caller: a roll.SparseMidiRoll, or the reason (str)."""
-    pool = WorkerPool("seqgate.prepare:parse_one_midi", [str(path)], (frames_per_quarter, False, False, onsets),
+    pool = WorkerPool("seqgate.prepare:parse_midi_chunk", [str(path)], (frames_per_quarter, False, False, onsets),
                       1, timeout, preload=("symusic", "seqgate.roll"))
     try:
-        for _, result in pool.results():
-            return lost_reason(result) if isinstance(result, Lost) else result
+        for _, outcome in pool.results():
+            if isinstance(outcome, Lost):
+                return lost_reason(outcome)
+            rolls, reasons = outcome
+            return reasons[0] or rolls.piece(0)
     finally:
         pool.close()
     return "no result from the parser"
 
 
-def parse_one_midi(path: str, options: tuple):
-    """The workers' task: one MIDI file -> its roll in the dataset's sparse form (about 4.5 bytes
-    a frame through the pipe and in the parent, not 88) with its source tempo, program and
-    dropped notes (roll.SparseMidiRoll); or the reason (str) it is skipped."""
-    from seqgate.roll import BadMidi, read_midi_sparse
+def parse_midi_chunk(paths: list[str], options: tuple, starting):
+    """The workers' task: a chunk of MIDI files -> (their rolls in the dataset's sparse form, one
+    message for all: about 4.5 bytes a frame through the pipe and in the parent, not 88; for
+    each file None, or the reason it is skipped), as roll.read_midi_batch gives them."""
+    from seqgate.roll import read_midi_batch
 
     frames_per_quarter, drums, transpose_to_c, onsets = options
-    try:
-        return read_midi_sparse(path, frames_per_quarter, drums, transpose_to_c, onsets)
-    except BadMidi as error:
-        return str(error)
+    return read_midi_batch(paths, frames_per_quarter, drums, transpose_to_c, onsets, starting)

@@ -37,6 +37,8 @@ _MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98,
 MAX_FRAMES = 1_000_000
 # The finest grid seqgate reads or writes: 96 frames per quarter is a 1/384 note.
 MAX_FRAMES_PER_QUARTER = 96
+# read_midi_batch marks the cells of this many frames at most at once (a byte a cell: ~88 MB).
+MARKED_FRAMES_AT_ONCE = MAX_FRAMES
 
 
 class BadMidi(Exception):
@@ -102,79 +104,187 @@ def sparse_onsets(roll: np.ndarray, struck: np.ndarray) -> np.ndarray:
 
 def read_midi_sparse(path: str | os.PathLike, frames_per_quarter: int = DEFAULT_FRAMES_PER_QUARTER,
                      drums: bool = False, transpose_to_c: bool = False, onsets: bool = False) -> SparseMidiRoll:
-    """read_midi_roll's roll in the dataset's sparse form, read off a flat frames x 88 byte
-    buffer: what `prepare` runs for every file, so its cost beside the parser's own is kept to
-    one conversion of the notes and a few array operations. onsets: also the onset bit of each
-    sounding key (1 at the frame a note starts on), so that a key struck again while it sounds
-    stays two notes."""
+    """read_midi_roll's roll in the dataset's sparse form; BadMidi with a short reason if unusable.
+    onsets: also the onset bit of each sounding key (1 at the frame a note starts on), so that a
+    key struck again while it sounds stays two notes."""
+    rolls, reasons = read_midi_batch([path], frames_per_quarter, drums, transpose_to_c, onsets)
+    if reasons[0] is not None:
+        raise BadMidi(reasons[0])
+    return rolls.piece(0)
+
+
+@dataclass
+class SparseRolls:
+    """Several pieces in the dataset's sparse form, one after another: what read_midi_batch gives
+    for a list of files (the usable ones, in order), and what a parser worker sends back for a
+    chunk of files in one message."""
+    pitches: np.ndarray  # uint8: each piece's SparseMidiRoll.pitches in turn
+    frame_counts: np.ndarray  # uint8: each piece's keys per frame in turn
+    onsets: np.ndarray | None  # uint8 beside pitches, if asked
+    notes_per_piece: np.ndarray  # int64: each piece's share of pitches
+    frames_per_piece: np.ndarray  # int64: each piece's share of frame_counts
+    qpm: np.ndarray  # float64, a piece each
+    programs: np.ndarray  # int64, a piece each
+    dropped_out_of_range: np.ndarray  # int64, a piece each
+
+    def __len__(self) -> int:
+        return len(self.frames_per_piece)
+
+    def piece(self, i: int) -> SparseMidiRoll:
+        notes = slice(int(self.notes_per_piece[:i].sum()), int(self.notes_per_piece[:i + 1].sum()))
+        frames = slice(int(self.frames_per_piece[:i].sum()), int(self.frames_per_piece[:i + 1].sum()))
+        return SparseMidiRoll(self.pitches[notes], self.frame_counts[frames], float(self.qpm[i]),
+                              int(self.programs[i]), int(self.dropped_out_of_range[i]),
+                              None if self.onsets is None else self.onsets[notes])
+
+
+def read_midi_batch(paths, frames_per_quarter: int = DEFAULT_FRAMES_PER_QUARTER, drums: bool = False,
+                    transpose_to_c: bool = False, onsets: bool = False,
+                    starting=None) -> tuple[SparseRolls, list[str | None]]:
+    """Read several MIDI files: the usable ones' rolls (in order), and for every file None if it
+    is usable or the short reason it is not. starting(k), if given, is called before file k.
+
+    The parser reads one file at a time; the roll arithmetic then runs once for all of them in a
+    handful of array operations. Done file by file, it cost more than the parse of a small file,
+    and this is what `prepare` runs on every file of a corpus.
+    """
     import symusic  # imported here so that writing rolls does not need it
 
-    try:
-        score = symusic.Score(str(path), ttype="tick")
-    except Exception as error:  # symusic raises RuntimeError/ValueError with its own wording
-        raise BadMidi(_reason_from_parser(path, error)) from None
-
-    # Every kept track's notes gathered in one track (in C++), then one conversion to arrays:
-    # a conversion per track costs more than the parse of a small file.
-    kept = symusic.Track("kept", 0, False, ttype="tick")
-    programs: dict[int, int] = {}
-    has_drums = False
-    for track in score.tracks:
-        count = len(track.notes)
-        if count == 0:
+    reasons: list[str | None] = [None] * len(paths)
+    read = []  # a row per file with notes: (its place in paths, ticks per quarter, qpm, program, shift)
+    columns, counts = [], []  # symusic's numpy columns of every kept track; notes kept per file
+    for k, path in enumerate(paths):
+        if starting is not None:
+            starting(k)
+        try:
+            score = symusic.Score(str(path), ttype="tick")
+        except Exception as error:  # symusic raises RuntimeError/ValueError with its own wording
+            reasons[k] = _reason_from_parser(path, error)
             continue
-        if track.is_drum:
-            has_drums = True
-            if not drums:
+        try:
+            kept, programs, has_drums = [], {}, False
+            for track in score.tracks:
+                notes = track.notes
+                count = len(notes)
+                if count == 0:
+                    continue
+                if track.is_drum:
+                    has_drums = True
+                    if not drums:
+                        continue
+                else:
+                    program = int(track.program)
+                    programs[program] = programs.get(program, 0) + count
+                # A conversion a track: gathering the tracks in one first costs more.
+                kept.append(notes.numpy())
+            if not kept:
+                reasons[k] = "drums only (use --drums to keep)" if has_drums else "no notes"
                 continue
-        else:
-            programs[int(track.program)] = programs.get(int(track.program), 0) + count
-        kept.notes.extend(track.notes)
-    if len(kept.notes) == 0:
-        raise BadMidi("drums only (use --drums to keep)" if has_drums else "no notes")
-    notes = kept.notes.numpy()
-    start = notes["time"].astype(np.int64)
-    end = start + notes["duration"].astype(np.int64)
-    pitch = notes["pitch"].astype(np.int64)
+            shift = _shift_to_c(score, kept) if transpose_to_c else 0
+            tempos = score.tempos
+            qpm = round(float(min(tempos, key=lambda t: t.time).qpm), 3) if len(tempos) else DEFAULT_QPM
+            program = max(sorted(programs), key=lambda p: programs[p]) if programs else 0
+            row = (k, int(score.ticks_per_quarter), qpm, program, shift)
+        except Exception as error:  # a surprise in one file must not lose the others
+            reasons[k] = parser_error(f"{type(error).__name__}: {error}")
+            continue
+        read.append(row)
+        columns.extend(kept)
+        counts.append(sum(len(c["pitch"]) for c in kept))
+    return _rolls_of_notes(columns, counts, read, reasons, frames_per_quarter, onsets), reasons
 
+
+def parser_error(detail: str) -> str:
+    """What the user reads about a file whose reading raised something unforeseen."""
+    return f"parser error ({detail})"
+
+
+def _notes_of(columns) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """symusic's numpy columns of one or more tracks -> (start tick, end tick, MIDI pitch), int64."""
+    if not columns:
+        return (np.zeros(0, dtype=np.int64),) * 3
+    start = np.concatenate([c["time"] for c in columns]).astype(np.int64)
+    end = start + np.concatenate([c["duration"] for c in columns])
+    return start, end, np.concatenate([c["pitch"] for c in columns]).astype(np.int64)
+
+
+def _rolls_of_notes(columns, counts, read, reasons, frames_per_quarter: int, onsets: bool) -> SparseRolls:
+    """read_midi_batch's second half: the notes of every file read -> their sparse rolls; a
+    reason for each file that turns out unusable."""
+    n = len(read)
+    position, tpq, qpm, program, shift = (np.array(column) for column in zip(*read)) if n else \
+        (np.zeros(0, dtype=np.int64),) * 5
+    counts = np.array(counts, dtype=np.int64)
+    start, end, pitch = _notes_of(columns)
+    pitch += np.repeat(shift, counts)
+    file = np.repeat(np.arange(n), counts)
     in_range = (pitch >= LOWEST_PITCH) & (pitch <= HIGHEST_PITCH)
-    if not in_range.any():
-        raise BadMidi(f"all notes outside MIDI {LOWEST_PITCH}..{HIGHEST_PITCH}")
-    if transpose_to_c:
-        pitch = pitch + _shift_to_c(score, start, end, pitch, in_range)
-        in_range = (pitch >= LOWEST_PITCH) & (pitch <= HIGHEST_PITCH)
-    dropped = int(len(pitch) - in_range.sum())
-    start, end, pitch = start[in_range], end[in_range], pitch[in_range]
+    kept = np.bincount(file[in_range], minlength=n)
+    start, end, key, file = start[in_range], end[in_range], pitch[in_range] - LOWEST_PITCH, file[in_range]
 
     # Round half up on the beat grid, in integers so no float ever decides a frame.
-    tpq = int(score.ticks_per_quarter)
-    onset = (2 * start * frames_per_quarter + tpq) // (2 * tpq)
-    offset = (2 * end * frames_per_quarter + tpq) // (2 * tpq)
-    offset = np.maximum(offset, onset + 1)  # every note at least one frame long
-    n_frames = int(offset.max())
-    if n_frames > MAX_FRAMES:  # a corrupt tick value must not allocate gigabytes
-        raise BadMidi(f"longer than {MAX_FRAMES:,} frames (a corrupt time value?)")
-    # Every (frame, key) cell a note covers, without a Python loop: note i covers
-    # onset[i], onset[i] + 1, ..., offset[i] - 1. Marked in a flat frames x 88 buffer (one
-    # byte a cell, faster than sorting the cells), the cells in order are the sparse roll:
-    # frame by frame, keys low to high.
+    note_tpq = np.repeat(tpq, kept)
+    onset = (2 * start * frames_per_quarter + note_tpq) // (2 * note_tpq)
+    offset = np.maximum((2 * end * frames_per_quarter + note_tpq) // (2 * note_tpq),
+                        onset + 1)  # every note at least one frame long
+    frames = np.zeros(n, dtype=np.int64)
+    if len(offset):  # notes are grouped by file: each file's length is a reduceat
+        frames[kept > 0] = np.maximum.reduceat(offset, (np.cumsum(kept) - kept)[kept > 0])
+    usable = (kept > 0) & (frames <= MAX_FRAMES)  # a corrupt tick value must not allocate gigabytes
+    for i in np.flatnonzero(~usable).tolist():
+        reasons[position[i]] = (f"all notes outside MIDI {LOWEST_PITCH}..{HIGHEST_PITCH}" if not kept[i]
+                                else f"longer than {MAX_FRAMES:,} frames (a corrupt time value?)")
+    notes = usable[file]
+    onset, offset, key, file = onset[notes], offset[notes], key[notes], (np.cumsum(usable) - 1)[file[notes]]
+    frames = frames[usable]
+    # Each usable file's frames follow those of the usable files before it, as in the dataset file.
+    first_frame = np.cumsum(frames) - frames
+    onset, offset = onset + first_frame[file], offset + first_frame[file]
+    parts = [_sparse_cells(onset[a:b] - first, offset[a:b] - first, key[a:b], last - first, onsets)
+             for first, last, a, b in _frame_groups(first_frame, frames, file)]
+    pitches, frame_counts, onset_bits = (
+        np.concatenate([part[i] for part in parts]) if parts else np.zeros(0, dtype=np.uint8) for i in range(3))
+    cells_before = np.concatenate([[0], np.cumsum(frame_counts, dtype=np.int64)])
+    return SparseRolls(pitches, frame_counts, onset_bits if onsets else None,
+                       cells_before[first_frame + frames] - cells_before[first_frame], frames,
+                       qpm[usable].astype(np.float64), program[usable].astype(np.int64),
+                       (counts - kept)[usable])
+
+
+def _frame_groups(first_frame: np.ndarray, frames: np.ndarray, file: np.ndarray):
+    """(first frame, end frame, first note, end note) of runs of consecutive files holding at
+    most MARKED_FRAMES_AT_ONCE frames together (or one longer file): the cells are marked a run
+    at a time, so the buffer stays bounded however many files are read at once."""
+    end_frame = first_frame + frames
+    i = 0
+    while i < len(frames):
+        j = max(i + 1, int(np.searchsorted(end_frame, first_frame[i] + MARKED_FRAMES_AT_ONCE, side="right")))
+        a, b = np.searchsorted(file, [i, j])
+        yield int(first_frame[i]), int(end_frame[j - 1]), int(a), int(b)
+        i = j
+
+
+def _sparse_cells(onset: np.ndarray, offset: np.ndarray, key: np.ndarray, n_frames: int,
+                  onsets: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Notes as (first frame, end frame, key index) on a roll of n_frames -> (key index of every
+    sounding cell frame by frame, keys sounding per frame, onset bit of every sounding cell)."""
+    # Every (frame, key) cell a note covers, without a Python loop: note i covers onset[i],
+    # onset[i] + 1, ..., offset[i] - 1. Marked in a flat frames x 88 buffer (one byte a cell,
+    # faster than sorting the cells), the cells in order are the sparse roll: frame by frame,
+    # keys low to high.
     lengths = offset - onset
     first_cell = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    frames = np.arange(int(lengths.sum())) - first_cell + np.repeat(onset, lengths)
+    covered = np.arange(int(lengths.sum())) - first_cell + np.repeat(onset, lengths)
     marked = np.zeros(n_frames * N_KEYS, dtype=bool)
-    marked[frames * N_KEYS + np.repeat(pitch - LOWEST_PITCH, lengths)] = True
+    marked[covered * N_KEYS + np.repeat(key, lengths)] = True
     cells = np.flatnonzero(marked)
     frame_counts = np.bincount(cells // N_KEYS, minlength=n_frames).astype(np.uint8)
-    onset_bits = None
+    onset_bits = np.zeros(0, dtype=np.uint8)
     if onsets:  # the cells where a note starts, marked the same way, read at the sounding cells
         marked[:] = False
-        marked[onset * N_KEYS + pitch - LOWEST_PITCH] = True
+        marked[onset * N_KEYS + key] = True
         onset_bits = marked[cells].astype(np.uint8)
-
-    tempos = sorted(score.tempos, key=lambda t: t.time)
-    qpm = round(float(tempos[0].qpm), 3) if tempos else DEFAULT_QPM
-    program = max(sorted(programs), key=lambda p: programs[p]) if programs else 0
-    return SparseMidiRoll((cells % N_KEYS).astype(np.uint8), frame_counts, qpm, program, dropped, onset_bits)
+    return (cells % N_KEYS).astype(np.uint8), frame_counts, onset_bits
 
 
 def _reason_from_parser(path, error: Exception) -> str:
@@ -187,8 +297,13 @@ def _reason_from_parser(path, error: Exception) -> str:
     return f"unreadable MIDI ({message.rstrip('!')})" if message else "unreadable MIDI"
 
 
-def _shift_to_c(score, start, end, pitch, in_range) -> int:
-    """Semitones that move the piece's key to C major / C minor, staying on the keyboard."""
+def _shift_to_c(score, columns) -> int:
+    """Semitones that move the piece's key to C major / C minor, staying on the keyboard
+    (0 if no note is on it); columns: symusic's numpy columns of the kept tracks."""
+    start, end, pitch = _notes_of(columns)
+    in_range = (pitch >= LOWEST_PITCH) & (pitch <= HIGHEST_PITCH)
+    if not in_range.any():
+        return 0
     tonic = _key_from_signature(score)
     if tonic is None:
         tonic = estimate_tonic(pitch[in_range], (end - start)[in_range])

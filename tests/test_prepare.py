@@ -70,6 +70,32 @@ def test_a_crashing_or_hanging_parser_costs_only_that_file(tmp_path, monkeypatch
     assert load_dataset(tmp_path / "d.npz").names == [f"in/{n}.mid" for n in "abdegh"]
 
 
+@pytest.mark.parametrize("fork", [True, False], ids=["forked-workers", "fresh-interpreters"])
+def test_a_crash_or_hang_inside_a_chunk_costs_only_that_file(tmp_path, monkeypatch, fork):
+    """A worker answers once per chunk of files: the file it was on when it crashed or hung is
+    the one lost (read from the memory it shares with the parent), the files before and after
+    it in its chunk are parsed again by a fresh worker."""
+    monkeypatch.setattr(workers, "fork_is_safe", lambda: fork)
+    monkeypatch.setenv(workers.FAULT_ENV, "crash:f13.mid,hang:f30.mid")
+    names = [f"f{i:02d}.mid" for i in range(48)]
+    folder = make_folder(tmp_path / "in", names)
+    chunks = []
+
+    class Recording(workers.WorkerPool):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            chunks.append(self.chunk)
+
+    monkeypatch.setattr(prepare, "WorkerPool", Recording)
+    summary = prepare_dataset([folder], tmp_path / "d.npz", workers=1, file_timeout=1.0)
+    assert chunks == [6]  # 48 files on one worker: 8 chunks of 6
+    assert summary.skipped == [("in/f13.mid", "crashed the parser"), ("in/f30.mid", "timed out after 1 s")]
+    dataset = load_dataset(tmp_path / "d.npz")
+    assert dataset.names == [f"in/{n}" for n in names if n not in ("f13.mid", "f30.mid")]
+    alone = load_dataset(prepare_dataset([folder / "f00.mid"], tmp_path / "one.npz").output)
+    assert all(np.array_equal(roll, alone.rolls[0]) for roll in dataset.rolls)
+
+
 def test_folders_named_train_valid_test_keep_their_split(tmp_path):
     root = tmp_path / "data"
     make_folder(root, ["train/a.mid", "Valid/deep/b.mid", "validation/c.mid", "TEST/d.mid",

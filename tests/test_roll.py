@@ -194,3 +194,40 @@ def test_bundled_chorales_keep_every_note_the_grid_can_hold(tmp_path):
         assert np.array_equal(again.roll, aware.roll) and np.array_equal(again.struck, aware.struck)
         lost_without += notes - len(roll_to_notes(aware.roll))
     assert lost_without > 0  # the chorales repeat notes: the plain roll merges them
+
+
+def test_a_batch_of_files_reads_each_as_it_reads_alone(tmp_path, midi_writer, monkeypatch):
+    """read_midi_batch (what a parser worker runs on a chunk) gives every usable file the roll it
+    has on its own, in order, and every other file its reason in its place, whether the cells
+    are marked for the whole batch at once or a few files at a time."""
+    from seqgate import roll
+    from seqgate.roll import read_midi_batch, read_midi_sparse
+
+    paths = [
+        write_midi(tmp_path / "a.mid", CHORD_PIECE, tempos=[(0, 90.0)]),
+        tmp_path / "empty.mid",
+        write_midi(tmp_path / "b.mid", [{"notes": scale(60), "program": 40}, {"notes": [(36, 0, 1)], "drum": True}]),
+        write_midi(tmp_path / "high.mid", [{"notes": [(115, 0, 1)]}]),
+        midi_writer(tmp_path / "long.mid", [{"notes": [(60, 0, 1), (62, 5_000_000, 5_000_001)]}], tpq=24),
+        write_midi(tmp_path / "drums.mid", [{"notes": [(36, 0, 1)], "drum": True}]),
+        write_midi(tmp_path / "c.mid", REPEATED_EIGHTHS, tpq=96),
+        write_midi(tmp_path / "d.mid", [{"notes": scale(50, 0.5) + [(120, 0, 1)]}]),
+    ]
+    paths[1].write_bytes(b"")
+    expected_reasons = [None, "empty file", None, "all notes outside MIDI 21..108",
+                        "longer than 1,000,000 frames (a corrupt time value?)",
+                        "drums only (use --drums to keep)", None, None]
+    for marked_at_once in (roll.MARKED_FRAMES_AT_ONCE, 5):  # 5: each file's cells marked apart
+        monkeypatch.setattr(roll, "MARKED_FRAMES_AT_ONCE", marked_at_once)
+        rolls, reasons = read_midi_batch(paths, 4, onsets=True)
+        assert reasons == expected_reasons and len(rolls) == 4
+        usable = [path for path, reason in zip(paths, reasons) if reason is None]
+        for i, path in enumerate(usable):
+            alone, piece = read_midi_sparse(path, 4, onsets=True), rolls.piece(i)
+            for field in ("pitches", "frame_counts", "onsets"):
+                assert np.array_equal(getattr(piece, field), getattr(alone, field)), (path.name, field)
+            assert (piece.qpm, piece.program, piece.dropped_out_of_range) == \
+                (alone.qpm, alone.program, alone.dropped_out_of_range)
+        assert [rolls.piece(i).qpm for i in range(4)] == [90.0, 120.0, 120.0, 120.0]
+        assert rolls.piece(1).program == 40 and rolls.piece(3).dropped_out_of_range == 1
+        assert len(rolls.piece(2).frame_counts) == 8  # 4 quarters at 4 frames a quarter
