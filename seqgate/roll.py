@@ -268,22 +268,24 @@ def _sparse_cells(onset: np.ndarray, offset: np.ndarray, key: np.ndarray, n_fram
                   onsets: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Notes as (first frame, end frame, key index) on a roll of n_frames -> (key index of every
     sounding cell frame by frame, keys sounding per frame, onset bit of every sounding cell)."""
-    # Every (frame, key) cell a note covers, without a Python loop: note i covers onset[i],
-    # onset[i] + 1, ..., offset[i] - 1. Marked in a flat frames x 88 buffer (one byte a cell,
-    # faster than sorting the cells), the cells in order are the sparse roll: frame by frame,
-    # keys low to high.
+    # Every (frame, key) cell a note covers, without a Python loop: note i covers frames onset[i]
+    # .. offset[i] - 1, whose flat indices in a frames x 88 buffer step by 88 from onset[i] * 88 +
+    # key[i]; numbered one after another over all notes (c), cell c of note i is at
+    # (onset[i] - cells before note i) * 88 + key[i] + 88 * c. Marked in the buffer (a byte a
+    # cell, faster than sorting the cells), the cells in order are the sparse roll: frame by
+    # frame, keys low to high.
     lengths = offset - onset
-    first_cell = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    covered = np.arange(int(lengths.sum())) - first_cell + np.repeat(onset, lengths)
-    marked = np.zeros(n_frames * N_KEYS, dtype=bool)
-    marked[covered * N_KEYS + np.repeat(key, lengths)] = True
+    flat = np.repeat((onset - (np.cumsum(lengths) - lengths)) * N_KEYS + key, lengths)
+    flat += np.arange(0, N_KEYS * int(lengths.sum()), N_KEYS)
+    marked = np.zeros((n_frames, N_KEYS), dtype=bool)
+    marked.reshape(-1)[flat] = True
     cells = np.flatnonzero(marked)
     frame_counts = np.bincount(cells // N_KEYS, minlength=n_frames).astype(np.uint8)
     onset_bits = np.zeros(0, dtype=np.uint8)
     if onsets:  # the cells where a note starts, marked the same way, read at the sounding cells
         marked[:] = False
-        marked[onset * N_KEYS + key] = True
-        onset_bits = marked[cells].astype(np.uint8)
+        marked.reshape(-1)[onset * N_KEYS + key] = True
+        onset_bits = marked.reshape(-1)[cells].astype(np.uint8)
     return (cells % N_KEYS).astype(np.uint8), frame_counts, onset_bits
 
 
