@@ -16,6 +16,8 @@ from seqgate.errors import UserError
 from seqgate.files import atomic_write
 from seqgate.roll import LOWEST_PITCH, N_KEYS
 
+COPY_BLOCK = 1 << 24  # bytes copied from a scratch file at once (16 MiB)
+
 
 class DatasetWriter:
     """Writes a dataset file piece by piece, in any order, holding no piece's notes in memory.
@@ -139,11 +141,20 @@ def _copy_member(archive: zipfile.ZipFile, name: str, scratch, starts: np.ndarra
     """A uint8 .npy member made of the scratch file's (start, size) extents, one piece at a time."""
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
               "shape": (int(sizes.sum()),)}
+    # Pieces mostly arrive in file order, so runs of them lie end to end in the scratch file:
+    # each run is copied in blocks of at most COPY_BLOCK bytes, not a piece at a time.
+    ends = starts + sizes
+    run_starts = np.concatenate([[0], np.flatnonzero(starts[1:] != ends[:-1]) + 1]) if len(starts) else []
+    run_ends = np.append(run_starts[1:], len(starts)).astype(np.int64) if len(starts) else []
     with archive.open(name + ".npy", "w", force_zip64=True) as member:
         np.lib.format.write_array_header_1_0(member, header)
-        for piece in range(len(starts)):
-            scratch.seek(int(starts[piece]))
-            member.write(scratch.read(int(sizes[piece])))
+        for first, last in zip(np.asarray(run_starts).tolist(), np.asarray(run_ends).tolist()):
+            position, end = int(starts[first]), int(ends[last - 1])
+            scratch.seek(position)
+            while position < end:
+                block = scratch.read(min(COPY_BLOCK, end - position))
+                member.write(block)
+                position += len(block)
 
 
 def _names_member(archive: zipfile.ZipFile, names, positions: np.ndarray, chunk: int = 4096) -> None:

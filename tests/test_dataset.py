@@ -50,12 +50,17 @@ def test_fingerprint_follows_the_rolls_splits_and_names_not_the_file(tmp_path):
     assert len({dataset_fingerprint(d) for d in (first, moved, renamed, changed)}) == 4
 
 
-def test_the_writer_puts_pieces_added_in_any_order_in_position_order(tmp_path):
+@pytest.mark.parametrize("order", [(2, 0, 3, 1), (2, 3, 0, 1), (0, 1, 2, 3)])
+@pytest.mark.parametrize("block", [1 << 24, 3], ids=["block", "3-byte-blocks"])
+def test_the_writer_puts_pieces_added_in_any_order_in_position_order(tmp_path, monkeypatch, order, block):
+    from seqgate import dataset_writer
+
+    monkeypatch.setattr(dataset_writer, "COPY_BLOCK", block)  # runs of pieces copied a block at a time
     original = small_dataset()
     original.meta["tempos"] = [90.0, None, 120.5, 60.0]
     original.meta["programs"] = [0, 40, None, 19]
     with DatasetWriter(tmp_path / "d.npz") as writer:
-        for piece in (2, 0, 3, 1):  # as a pool of parsers would finish them
+        for piece in order:  # as a pool of parsers would finish them
             frame_counts, pitches, _ = original.window(piece, 0, int(original.lengths[piece]))
             writer.add(piece, pitches, frame_counts, original.splits[piece])
         counts = writer.finish(original.meta, original.names)
