@@ -12,8 +12,9 @@ worker.
 A worker is forked from the parent when that is safe (Linux, a single thread, torch not loaded):
 it starts in milliseconds with the `preload` modules already imported. Otherwise it is a fresh
 interpreter (`python -c`, ~0.2 s to start), never a fork of a process whose threads might hold
-locks. Either way the worker talks over two plain pipes and runs the same loop, _worker_loop, which
-calls the chunk function named "module:function" as function(tasks, options, starting).
+locks. Either way the worker talks over two plain pipes and the shared memory (a 16-byte unlinked
+file both map), and runs the same loop, _worker_loop, which calls the chunk function named
+"module:function" as function(tasks, options, starting).
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ _PROGRESS = struct.Struct("<qd")
 
 @dataclass(frozen=True)
 class Lost:
-    """A task that gave no result: its worker crashed ("crash"), took too long ("timeout"), or
-    the task function raised ("error"); detail says how."""
+    """A task that gave no result: its worker crashed ("crash") or took too long ("timeout") on
+    it, or the chunk function raised while on it ("error"); detail says how."""
 
     kind: str
     detail: str
