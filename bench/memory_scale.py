@@ -5,6 +5,7 @@
     python bench/memory_scale.py measure BIG SMALL           # prepare, then one epoch of training,
                                                              # on each; then the prepare peaks' ratio
     python bench/memory_scale.py measure BIG --onsets        # the same with onset-aware rolls
+    python bench/memory_scale.py measure BIG SMALL --no-train  # prepare only
 
 `make` writes the bundled chorales again and again, each copy transposed by one of -5..+6
 semitones (symusic), so every file is its own piece. `measure` runs the real commands in a
@@ -71,7 +72,7 @@ def run(*args: str, cwd: Path) -> dict:
     return peaks
 
 
-def measure(folder: Path, frames_per_quarter: int, head: str, onsets: bool = False) -> float:
+def measure(folder: Path, frames_per_quarter: int, head: str, onsets: bool = False, train: bool = True) -> float:
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         prepared = run("prepare", str(folder.resolve()), "-o", "data.npz", "-f", str(frames_per_quarter),
@@ -82,15 +83,16 @@ def measure(folder: Path, frames_per_quarter: int, head: str, onsets: bool = Fal
         frames, files, size = int(dataset.lengths.sum()), len(dataset), (work / "data.npz").stat().st_size
         del dataset
         trained = run("train", "--data", "data.npz", "--max-epochs", "1", "--head", head,
-                      "--run-dir", "run", cwd=work)
+                      "--run-dir", "run", cwd=work) if train else None
     mb = 1024.0
     print(f"{folder.name}: {files:,} pieces, {frames:,} frames, dataset file {size / 1e6:.1f} MB "
           f"({size / frames:.2f} bytes a frame)")
     print(f"  seqgate prepare -f {frames_per_quarter}{' --onsets' if onsets else ''}: peak resident {prepared['self_kb'] / mb:,.0f} MB "
           f"({prepared['self_kb'] * 1024 / frames:.1f} bytes a frame), largest parser worker "
           f"{prepared['child_kb'] / mb:,.0f} MB")
-    print(f"  seqgate train --max-epochs 1 --head {head}: peak resident {trained['self_kb'] / mb:,.0f} MB "
-          f"({trained['self_kb'] * 1024 / frames:.1f} bytes a frame)")
+    if trained is not None:
+        print(f"  seqgate train --max-epochs 1 --head {head}: peak resident {trained['self_kb'] / mb:,.0f} MB "
+              f"({trained['self_kb'] * 1024 / frames:.1f} bytes a frame)")
     return prepared["self_kb"] / mb
 
 
@@ -105,11 +107,13 @@ def main() -> None:
     measured.add_argument("--frames-per-quarter", type=int, default=4)
     measured.add_argument("--head", default="bernoulli")
     measured.add_argument("--onsets", action="store_true", help="prepare --onsets (and train on that)")
+    measured.add_argument("--no-train", action="store_true", help="measure prepare only")
     args = parser.parse_args()
     if args.command == "make":
         make(args.folder, args.copies)
     else:
-        peaks = [measure(folder, args.frames_per_quarter, args.head, args.onsets) for folder in args.folders]
+        peaks = [measure(folder, args.frames_per_quarter, args.head, args.onsets, not args.no_train)
+                 for folder in args.folders]
         for folder, peak in zip(args.folders[1:], peaks[1:]):
             print(f"prepare peak on {args.folders[0].name} / on {folder.name}: {peaks[0] / peak:.2f}")
 

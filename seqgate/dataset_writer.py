@@ -16,7 +16,7 @@ from seqgate.errors import UserError
 from seqgate.files import atomic_write
 from seqgate.roll import LOWEST_PITCH, N_KEYS
 
-COPY_BLOCK = 1 << 24  # bytes copied from a scratch file at once (16 MiB)
+COPY_BLOCK = 1 << 20  # bytes copied from a scratch file at once (1 MiB: more would show in the peak memory)
 
 
 class DatasetWriter:

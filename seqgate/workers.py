@@ -24,7 +24,6 @@ import importlib
 import mmap
 import os
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
@@ -42,9 +41,15 @@ FAULT_ENV = "SEQGATE_TEST_FAULT"
 # The most tasks in one chunk: large enough that a message per chunk costs little beside the
 # tasks, small enough to share the last chunks out evenly and to redo little after a crash.
 MAX_CHUNK = 64
-# What a worker shares with the parent: the task of its chunk it is on, and time.monotonic() when
-# it began it (CLOCK_MONOTONIC, one clock for every process of the machine).
-_PROGRESS = struct.Struct("<qd")
+# What a worker shares with the parent, two doubles: the task of its chunk it is on, and
+# time.monotonic() when it began it (CLOCK_MONOTONIC, one clock for every process of the machine).
+# Each is written as one aligned 8-byte store (struct.pack_into would not do: it zero-fills the
+# bytes before writing them, and the parent, reading meanwhile, saw a task begun at time 0).
+_PROGRESS_BYTES = 16
+
+
+def _progress_view(mapped: mmap.mmap) -> memoryview:
+    return memoryview(mapped).cast("d")
 
 
 @dataclass(frozen=True)
@@ -79,9 +84,10 @@ class _Worker:
         task_read, task_write = os.pipe()
         answer_read, answer_write = os.pipe()
         self.progress_file = tempfile.TemporaryFile()
-        self.progress_file.truncate(_PROGRESS.size)
+        self.progress_file.truncate(_PROGRESS_BYTES)
         progress_fd = self.progress_file.fileno()
-        self.progress = mmap.mmap(progress_fd, _PROGRESS.size)
+        self.mapped = mmap.mmap(progress_fd, _PROGRESS_BYTES)
+        self.progress = _progress_view(self.mapped)
         if fork_is_safe():
             # The child must not keep the other workers' pipe ends open, or they would never
             # see end-of-file when the parent goes away.
@@ -106,7 +112,7 @@ class _Worker:
     def hand(self, chunk: list[int], tasks: list[str]) -> None:
         """Give it a chunk of tasks; its progress reads as "the first, from now" until it starts."""
         self.chunk = chunk
-        _PROGRESS.pack_into(self.progress, 0, 0, time.monotonic())
+        self.progress[1], self.progress[0] = time.monotonic(), 0
         try:
             self.tasks.send(tasks)
         except OSError:
@@ -114,7 +120,10 @@ class _Worker:
 
     def on(self) -> tuple[int, float]:
         """(the task of its chunk it is on, time.monotonic() when it began it)."""
-        position, since = _PROGRESS.unpack_from(self.progress, 0)
+        # The worker writes the time, then the task: a task read here began at the time read
+        # after it, or later.
+        position = int(self.progress[0])
+        since = self.progress[1]
         return min(max(position, 0), max(len(self.chunk) - 1, 0)), since
 
     def fds(self) -> list[int]:
@@ -126,7 +135,8 @@ class _Worker:
         self.process.wait()
         self.tasks.close()
         self.answers.close()
-        self.progress.close()
+        self.progress.release()
+        self.mapped.close()
         self.progress_file.close()
 
 
@@ -298,7 +308,7 @@ def _worker_loop(task_fd: int, answer_fd: int, progress_fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     tasks = Connection(task_fd, writable=False)
     answers = Connection(answer_fd, readable=False)
-    progress = mmap.mmap(progress_fd, _PROGRESS.size)
+    progress = _progress_view(mmap.mmap(progress_fd, _PROGRESS_BYTES))
     function_name, options, faults = tasks.recv()
     module, _, name = function_name.partition(":")
     function = getattr(importlib.import_module(module), name)
@@ -312,7 +322,8 @@ def _worker_loop(task_fd: int, answer_fd: int, progress_fd: int) -> None:
             return
 
         def starting(k: int, chunk=chunk) -> None:
-            _PROGRESS.pack_into(progress, 0, k, time.monotonic())
+            progress[1] = time.monotonic()
+            progress[0] = k
             fault = faults.get(os.path.basename(chunk[k]))
             if fault == "crash":
                 os.abort()  # as a segfaulting parser would

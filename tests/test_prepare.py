@@ -238,3 +238,22 @@ def test_onsets_of_a_benchmark_file_are_refused_in_one_line(tmp_path):
     result = run_cli("prepare", tmp_path / "b.mat", "--onsets", "-o", tmp_path / "d.npz")
     assert_one_line_error(result)
     assert "onsets" in result.stderr
+
+
+@pytest.mark.parametrize("chunk", [1, workers.MAX_CHUNK])
+def test_the_pool_never_times_out_a_quick_task(tmp_path, chunk):
+    """The parent reads which task a worker is on, and since when, while the worker writes it:
+    a read in the middle of a write must never look like a task begun long ago (a torn read
+    once made quick files "time out after 60 s" now and then)."""
+    missing = [str(tmp_path / f"missing-{i}.mid") for i in range(12_000)]
+    pool = workers.WorkerPool("seqgate.prepare:parse_midi_chunk", missing, (2, False, False, False), 2, 30.0,
+                              chunk=chunk)
+    outcomes = []
+    try:
+        for indices, outcome in pool.results():
+            outcomes.append((len(indices), outcome))
+    finally:
+        pool.close()
+    assert not [outcome for _, outcome in outcomes if isinstance(outcome, workers.Lost)]
+    assert sum(n for n, _ in outcomes) == len(missing)
+    assert {reason for _, (rolls, reasons) in outcomes for reason in reasons} == {"cannot open file"}
