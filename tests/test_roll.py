@@ -212,11 +212,14 @@ def test_a_batch_of_files_reads_each_as_it_reads_alone(tmp_path, midi_writer, mo
         write_midi(tmp_path / "drums.mid", [{"notes": [(36, 0, 1)], "drum": True}]),
         write_midi(tmp_path / "c.mid", REPEATED_EIGHTHS, tpq=96),
         write_midi(tmp_path / "d.mid", [{"notes": scale(50, 0.5) + [(120, 0, 1)]}]),
+        tmp_path / "folder.mid",
+        tmp_path / "missing.mid",
     ]
     paths[1].write_bytes(b"")
+    (tmp_path / "folder.mid").mkdir()
     expected_reasons = [None, "empty file", None, "all notes outside MIDI 21..108",
                         "longer than 1,000,000 frames (a corrupt time value?)",
-                        "drums only (use --drums to keep)", None, None]
+                        "drums only (use --drums to keep)", None, None, "not a file", "cannot open file"]
     for marked_at_once in (roll.MARKED_FRAMES_AT_ONCE, 5):  # 5: each file's cells marked apart
         monkeypatch.setattr(roll, "MARKED_FRAMES_AT_ONCE", marked_at_once)
         rolls, reasons = read_midi_batch(paths, 4, onsets=True)
