@@ -221,11 +221,15 @@ def _rolls_of_notes(columns, counts, read, reasons, frames_per_quarter: int, ons
         (np.zeros(0, dtype=np.int64),) * 5
     counts = np.array(counts, dtype=np.int64)
     start, end, pitch = _notes_of(columns)
-    pitch += np.repeat(shift, counts)
+    if shift.any():
+        pitch += np.repeat(shift, counts)
     file = np.repeat(np.arange(n), counts)
     in_range = (pitch >= LOWEST_PITCH) & (pitch <= HIGHEST_PITCH)
-    kept = np.bincount(file[in_range], minlength=n)
-    start, end, key, file = start[in_range], end[in_range], pitch[in_range] - LOWEST_PITCH, file[in_range]
+    kept = counts
+    if not in_range.all():  # (the filters below cost more than the rest when nothing is left out)
+        kept = np.bincount(file[in_range], minlength=n)
+        start, end, pitch, file = start[in_range], end[in_range], pitch[in_range], file[in_range]
+    key = pitch - LOWEST_PITCH
 
     # Round half up on the beat grid, in integers so no float ever decides a frame.
     note_tpq = np.repeat(tpq, kept)
@@ -239,9 +243,10 @@ def _rolls_of_notes(columns, counts, read, reasons, frames_per_quarter: int, ons
     for i in np.flatnonzero(~usable).tolist():
         reasons[position[i]] = (f"all notes outside MIDI {LOWEST_PITCH}..{HIGHEST_PITCH}" if not kept[i]
                                 else f"longer than {MAX_FRAMES:,} frames (a corrupt time value?)")
-    notes = usable[file]
-    onset, offset, key, file = onset[notes], offset[notes], key[notes], (np.cumsum(usable) - 1)[file[notes]]
-    frames = frames[usable]
+    if not usable.all():
+        notes = usable[file]
+        onset, offset, key, file = onset[notes], offset[notes], key[notes], (np.cumsum(usable) - 1)[file[notes]]
+        frames = frames[usable]
     # Each usable file's frames follow those of the usable files before it, as in the dataset file.
     first_frame = np.cumsum(frames) - frames
     onset, offset = onset + first_frame[file], offset + first_frame[file]
