@@ -138,7 +138,7 @@ def _per_piece_array(values, positions: np.ndarray, key: str) -> np.ndarray:
 
 
 def _copy_member(archive: zipfile.ZipFile, name: str, scratch, starts: np.ndarray, sizes: np.ndarray) -> None:
-    """A uint8 .npy member made of the scratch file's (start, size) extents, one piece at a time."""
+    """A uint8 .npy member made of the scratch file's (start, size) extents, in the order given."""
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
               "shape": (int(sizes.sum()),)}
     # Pieces mostly arrive in file order, so runs of them lie end to end in the scratch file:
