@@ -240,6 +240,29 @@ def test_onsets_of_a_benchmark_file_are_refused_in_one_line(tmp_path):
     assert "onsets" in result.stderr
 
 
+def test_a_chunk_function_that_raises_loses_only_the_file_it_was_on(tmp_path, monkeypatch):
+    """A bug that escapes the reading of a chunk costs the file being read when it struck, as a
+    parser error; the worker lives on and the chunk's other files are read again."""
+    from seqgate import roll
+
+    real = roll.read_midi_batch
+
+    def buggy(paths, *args):
+        starting = args[-1]
+        for k, path in enumerate(paths):
+            starting(k)
+            if path.endswith("f05.mid"):
+                raise RuntimeError("boom")
+        return real(paths, *args)
+
+    monkeypatch.setattr(workers, "fork_is_safe", lambda: True)  # the forked workers see the patch
+    monkeypatch.setattr(roll, "read_midi_batch", buggy)
+    folder = make_folder(tmp_path / "in", [f"f{i:02d}.mid" for i in range(16)])
+    summary = prepare_dataset([folder], tmp_path / "d.npz", workers=1)
+    assert summary.skipped == [("in/f05.mid", "parser error (RuntimeError: boom)")]
+    assert len(load_dataset(tmp_path / "d.npz")) == 15
+
+
 @pytest.mark.parametrize("chunk", [1, workers.MAX_CHUNK])
 def test_the_pool_never_times_out_a_quick_task(tmp_path, chunk):
     """The parent reads which task a worker is on, and since when, while the worker writes it:
