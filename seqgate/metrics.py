@@ -25,7 +25,8 @@ import numbers
 
 import numpy as np
 
-from seqgate.roll import LOWEST_PITCH, N_KEYS, estimate_key
+from seqgate.keys import estimate_key
+from seqgate.roll import LOWEST_PITCH, N_KEYS
 # MIDI rolls here carry no time signature: a measure is taken to be four quarter-note beats.
 from seqgate.settings import QUARTERS_PER_BAR
 
@@ -92,7 +93,7 @@ def roll_statistics(rolls: list[np.ndarray], onsets: list[np.ndarray] | None = N
                            (notes counted by their starts, as MusPy counts notes, not frames);
                            pooled as the share of all notes; None without notes
     pitch_in_scale_rate    muspy.pitch_in_scale_rate, each piece in its own key: the key is
-                           roll.estimate_key (Krumhansl-Schmuckler) of the piece's notes weighted
+                           keys.estimate_key (Krumhansl-Schmuckler) of the piece's notes weighted
                            by their sounding frames; the share of all notes whose pitch class is
                            in their piece's scale (natural minor for a minor key); None without
                            notes

@@ -6,9 +6,8 @@ smears the rhythm: a note starting on beat 3 lands on frame 3 * frames_per_quart
 tempo was. What the roll cannot hold (source tempo, GM program) is returned beside it so that export
 can put it back.
 
-Reading uses symusic (a fast C++ MIDI parser); writing uses pretty_midi.
-Key estimation: Krumhansl & Kessler (1982) key profiles, correlated with the duration-weighted
-pitch-class histogram as in the Krumhansl-Schmuckler algorithm.
+Reading uses symusic (a fast C++ MIDI parser); writing uses pretty_midi; --transpose-to-c takes
+the key from the file's key signature, or else from keys.estimate_tonic.
 """
 
 from __future__ import annotations
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from seqgate.keys import estimate_tonic
+
 N_KEYS = 88
 LOWEST_PITCH = 21  # column k is MIDI pitch 21 + k
 HIGHEST_PITCH = LOWEST_PITCH + N_KEYS - 1  # 108
@@ -27,11 +28,6 @@ HIGHEST_PITCH = LOWEST_PITCH + N_KEYS - 1  # 108
 DEFAULT_FRAMES_PER_QUARTER = 2
 # The tempo MIDI assumes when a file sets none (the standard's 500,000 microseconds a beat).
 DEFAULT_QPM = 120.0
-
-# Krumhansl-Kessler probe-tone profiles, tonic first.
-_MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-_MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
-
 
 # A roll longer than this is refused: about 69 hours at 120 qpm and 2 frames per quarter note.
 MAX_FRAMES = 1_000_000
@@ -336,28 +332,6 @@ def _key_from_signature(score) -> int | None:
     first = min(score.key_signatures, key=lambda k: k.time)
     major_tonic = (7 * int(first.key)) % 12  # each sharp moves the tonic a fifth up
     return (major_tonic + 9) % 12 if int(first.tonality) == 1 else major_tonic
-
-
-def estimate_tonic(pitches: np.ndarray, durations: np.ndarray) -> int:
-    """Krumhansl-Schmuckler: the tonic pitch class whose major or minor profile fits best."""
-    return estimate_key(pitches, durations)[0]
-
-
-def estimate_key(pitches: np.ndarray, durations: np.ndarray) -> tuple[int, bool]:
-    """Krumhansl-Schmuckler: (tonic pitch class, minor?) of the key profile that fits best the
-    duration-weighted pitch-class histogram; (0, False), C major, when nothing sounds."""
-    histogram = np.bincount(np.asarray(pitches) % 12, weights=np.asarray(durations, float),
-                            minlength=12)
-    if not histogram.any():
-        return 0, False
-    best, best_key = -np.inf, (0, False)
-    for minor, profile in ((False, _MAJOR_PROFILE), (True, _MINOR_PROFILE)):
-        for tonic in range(12):
-            # Profile rolled so that its tonic entry sits at pitch class `tonic`.
-            r = np.corrcoef(histogram, np.roll(profile, tonic))[0, 1]
-            if np.isfinite(r) and r > best:
-                best, best_key = r, (tonic, minor)
-    return best_key
 
 
 def roll_to_notes(roll: np.ndarray, struck: np.ndarray | None = None) -> list[tuple[int, int, int]]:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from seqgate.metrics import entropy_bits, roll_statistics
-from seqgate.roll import estimate_key
+from seqgate.keys import estimate_key
 
 N_KEYS = 88
 # What the MusPy measures say of a corpus without frames: their denominators are empty.

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import scale, write_midi
-from seqgate.roll import (BadMidi, LOWEST_PITCH, N_KEYS, estimate_tonic, read_midi_roll,
-                          roll_to_midi, roll_to_notes)
+from seqgate.keys import estimate_tonic
+from seqgate.roll import BadMidi, LOWEST_PITCH, N_KEYS, read_midi_roll, roll_to_midi, roll_to_notes
 
 CHORD_PIECE = [
     {"notes": [(60, 0, 2), (64, 0, 1), (67, 1, 1.5), (72, 1.5, 4), (48, 2, 4)], "program": 41},
