@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from seqgate.prepare import find_midi_files
-from seqgate.roll import BadMidi, HIGHEST_PITCH, LOWEST_PITCH, read_midi_roll, roll_to_midi
+from seqgate.roll import BadMidi, on_keyboard, read_midi_roll, roll_to_midi
 
 def source_notes(path: str) -> int:
     """The notes `prepare` keeps of a file: non-drum notes on the 88 keys."""
@@ -29,7 +29,7 @@ def source_notes(path: str) -> int:
     for track in symusic.Score(path, ttype="tick").tracks:
         if not track.is_drum:
             pitch = track.notes.numpy()["pitch"]
-            total += int(((pitch >= LOWEST_PITCH) & (pitch <= HIGHEST_PITCH)).sum())
+            total += int(on_keyboard(pitch).sum())
     return total
 
 

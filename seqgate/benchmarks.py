@@ -20,7 +20,7 @@ import numpy as np
 
 from seqgate.dataset import SPLITS, Dataset
 from seqgate.errors import UserError
-from seqgate.roll import LOWEST_PITCH, N_KEYS
+from seqgate.roll import LOWEST_PITCH, N_KEYS, on_keyboard
 
 BENCHMARK_SUFFIXES = {".mat", ".pickle", ".pkl"}
 CITATION = ("Boulanger-Lewandowski, Bengio & Vincent (2012), \"Modeling Temporal Dependencies in "
@@ -196,7 +196,7 @@ def _frames_to_roll(path: Path, piece) -> tuple[np.ndarray, int]:
     if not all(isinstance(p, int) or (isinstance(p, float) and p.is_integer()) for p in pitch):
         raise UserError(f"{path}: a frame holds something other than whole MIDI pitches")
     frame_of, pitch = np.array(frame_of, dtype=np.int64), np.array(pitch, dtype=np.int64)
-    keep = (pitch >= LOWEST_PITCH) & (pitch < LOWEST_PITCH + N_KEYS)
+    keep = on_keyboard(pitch)
     roll = np.zeros((len(piece), N_KEYS), dtype=bool)
     roll[frame_of[keep], pitch[keep] - LOWEST_PITCH] = True
     return roll, int((~keep).sum())

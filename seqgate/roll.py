@@ -39,6 +39,11 @@ MAX_FRAMES_PER_QUARTER = 96
 MARKED_FRAMES_AT_ONCE = 8192
 
 
+def on_keyboard(pitch: np.ndarray) -> np.ndarray:
+    """Which MIDI pitches a roll can hold (LOWEST_PITCH..HIGHEST_PITCH), as a bool array."""
+    return (pitch >= LOWEST_PITCH) & (pitch <= HIGHEST_PITCH)
+
+
 class BadMidi(Exception):
     """A MIDI file that gives no usable roll; the message is a short reason for the user."""
 
@@ -220,7 +225,7 @@ def _rolls_of_notes(columns, counts, read, reasons, frames_per_quarter: int, ons
     if shift.any():
         pitch += np.repeat(shift, counts)
     file = np.repeat(np.arange(n), counts)
-    in_range = (pitch >= LOWEST_PITCH) & (pitch <= HIGHEST_PITCH)
+    in_range = on_keyboard(pitch)
     kept = counts
     if not in_range.all():  # (the filters below cost more than the rest when nothing is left out)
         kept = np.bincount(file[in_range], minlength=n)
@@ -311,7 +316,7 @@ def _shift_to_c(score, columns) -> int:
     """Semitones that move the piece's key to C major / C minor, staying on the keyboard
     (0 if no note is on it); columns: symusic's numpy columns of the kept tracks."""
     start, end, pitch = _notes_of(columns)
-    in_range = (pitch >= LOWEST_PITCH) & (pitch <= HIGHEST_PITCH)
+    in_range = on_keyboard(pitch)
     if not in_range.any():
         return 0
     tonic = _key_from_signature(score)
