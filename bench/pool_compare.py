@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqgate.prepare import parse_midi_chunk
+from seqgate.prepare import PARSER_PRELOAD, PARSER_TASK, parse_midi_chunk
 from seqgate.roll import DEFAULT_FRAMES_PER_QUARTER, SparseMidiRoll
 from seqgate.workers import FAULT_ENV, MAX_CHUNK, Lost, WorkerPool, fork_is_safe
 
@@ -64,8 +64,7 @@ def run_seqgate(files: list[str], faults: dict[str, str], workers: int, timeout:
         sys.exit("this process has threads, so seqgate would not fork its workers; cannot compare")
     os.environ[FAULT_ENV] = ",".join(f"{kind}:{name}" for name, kind in faults.items())
     results: list = [None] * len(files)
-    pool = WorkerPool("seqgate.prepare:parse_midi_chunk", files, OPTIONS, workers, timeout,
-                      preload=("symusic", "seqgate.roll"))
+    pool = WorkerPool(PARSER_TASK, files, OPTIONS, workers, timeout, preload=PARSER_PRELOAD)
     try:
         for indices, outcome in pool.results():
             for index, result in zip(indices, per_file(outcome, len(indices))):

@@ -32,6 +32,9 @@ MIDI_SUFFIXES = {".mid", ".midi"}
 SPLIT_FOLDERS = {"train": "train", "valid": "valid", "validation": "valid", "test": "test"}
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
 DEFAULT_FILE_TIMEOUT = 60.0  # seconds one MIDI file may take before its worker is killed
+# What the parser workers run (parse_midi_chunk below), and what they start with imported.
+PARSER_TASK = "seqgate.prepare:parse_midi_chunk"
+PARSER_PRELOAD = ("symusic", "seqgate.roll")
 
 @dataclass
 class PrepareSummary:
@@ -325,8 +328,7 @@ def _parse_into(writer: DatasetWriter, files: MidiFiles, fractions, console, *, 
     programs = np.full(len(files), -1, dtype=np.int16)
     skipped, dropped = {}, 0
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(files)))
-    pool = WorkerPool("seqgate.prepare:parse_midi_chunk", files.paths, options, n_workers, file_timeout,
-                      preload=("symusic", "seqgate.roll"))
+    pool = WorkerPool(PARSER_TASK, files.paths, options, n_workers, file_timeout, preload=PARSER_PRELOAD)
     # No refresh thread (auto_refresh=False): the parent stays single-threaded, so replacement
     # workers can still be forked safely.
     progress = Progress("parsing MIDI", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -375,8 +377,8 @@ def read_midi_isolated(path: Path, frames_per_quarter: int, timeout: float = DEF
                        onsets: bool = False):
     """One MIDI file read in a watched worker process, so that a file crafted to crash or hang
     the parser costs a one-line message, not the caller: a roll.SparseMidiRoll, or the reason (str)."""
-    pool = WorkerPool("seqgate.prepare:parse_midi_chunk", [str(path)], (frames_per_quarter, False, False, onsets),
-                      1, timeout, preload=("symusic", "seqgate.roll"))
+    pool = WorkerPool(PARSER_TASK, [str(path)], (frames_per_quarter, False, False, onsets), 1, timeout,
+                      preload=PARSER_PRELOAD)
     try:
         for _, outcome in pool.results():
             if isinstance(outcome, Lost):

@@ -168,7 +168,7 @@ def read_midi_batch(paths, frames_per_quarter: int = DEFAULT_FRAMES_PER_QUARTER,
             reasons[k] = _reason_from_parser(path, error)
             continue
         try:
-            kept, programs, has_drums = [], {}, False
+            kept, programs, has_drums, n_kept = [], {}, False, 0
             for track in score.tracks:
                 notes = track.notes
                 count = len(notes)
@@ -183,6 +183,7 @@ def read_midi_batch(paths, frames_per_quarter: int = DEFAULT_FRAMES_PER_QUARTER,
                     programs[program] = programs.get(program, 0) + count
                 # A conversion a track: gathering the tracks in one first costs more.
                 kept.append(notes.numpy())
+                n_kept += count
             if not kept:
                 reasons[k] = "drums only (use --drums to keep)" if has_drums else "no notes"
                 continue
@@ -196,7 +197,7 @@ def read_midi_batch(paths, frames_per_quarter: int = DEFAULT_FRAMES_PER_QUARTER,
             continue
         read.append(row)
         columns.extend(kept)
-        counts.append(sum(len(c["pitch"]) for c in kept))
+        counts.append(n_kept)
     return _rolls_of_notes(columns, counts, read, reasons, frames_per_quarter, onsets), reasons
 
 

@@ -269,7 +269,7 @@ def test_the_pool_never_times_out_a_quick_task(tmp_path, chunk):
     a read in the middle of a write must never look like a task begun long ago (a torn read
     once made quick files "time out after 60 s" now and then)."""
     missing = [str(tmp_path / f"missing-{i}.mid") for i in range(12_000)]
-    pool = workers.WorkerPool("seqgate.prepare:parse_midi_chunk", missing, (2, False, False, False), 2, 30.0,
+    pool = workers.WorkerPool(prepare.PARSER_TASK, missing, (2, False, False, False), 2, 30.0,
                               chunk=chunk)
     outcomes = []
     try:
