@@ -144,11 +144,11 @@ def _copy_member(archive: zipfile.ZipFile, name: str, scratch, starts: np.ndarra
     # Pieces mostly arrive in file order, so runs of them lie end to end in the scratch file:
     # each run is copied in blocks of at most COPY_BLOCK bytes, not a piece at a time.
     ends = starts + sizes
-    run_starts = np.concatenate([[0], np.flatnonzero(starts[1:] != ends[:-1]) + 1]) if len(starts) else []
-    run_ends = np.append(run_starts[1:], len(starts)).astype(np.int64) if len(starts) else []
+    # Piece k begins a run unless it starts where piece k - 1 ends; the runs' bounds, as pieces.
+    bounds = np.flatnonzero(np.r_[True, starts[1:] != ends[:-1], True]).tolist() if len(starts) else []
     with archive.open(name + ".npy", "w", force_zip64=True) as member:
         np.lib.format.write_array_header_1_0(member, header)
-        for first, last in zip(np.asarray(run_starts).tolist(), np.asarray(run_ends).tolist()):
+        for first, last in zip(bounds[:-1], bounds[1:]):
             position, end = int(starts[first]), int(ends[last - 1])
             scratch.seek(position)
             while position < end:
