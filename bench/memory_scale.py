@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from seqgate.prepare import bundled_corpus_dir
+from seqgate.data.prepare import bundled_corpus_dir
 
 # Runs one seqgate command in this interpreter and prints the peaks as JSON on the last line.
 MEASURED = """
@@ -77,7 +77,7 @@ def measure(folder: Path, frames_per_quarter: int, head: str, onsets: bool = Fal
         work = Path(work)
         prepared = run("prepare", str(folder.resolve()), "-o", "data.npz", "-f", str(frames_per_quarter),
                        *(["--onsets"] if onsets else []), cwd=work)
-        from seqgate.dataset import load_dataset
+        from seqgate.data.dataset import load_dataset
 
         dataset = load_dataset(work / "data.npz")
         frames, files, size = int(dataset.lengths.sum()), len(dataset), (work / "data.npz").stat().st_size

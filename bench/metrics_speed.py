@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from seqgate.metrics import roll_statistics
+from seqgate.music.metrics import roll_statistics
 
 FLOOR_SECONDS = 1.0
 N_KEYS = 88

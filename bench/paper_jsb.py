@@ -24,8 +24,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from seqgate.benchmarks import BENCHMARKS, benchmark_by_key
-from seqgate.heads import HEADS
+from seqgate.data.benchmarks import BENCHMARKS, benchmark_by_key
+from seqgate.model.heads import HEADS
 
 RNN_NADE = "RNN-NADE (Boulanger-Lewandowski 2012)"
 

@@ -50,9 +50,9 @@ from pathlib import Path
 
 import numpy as np
 
-from seqgate.prepare import PARSER_PRELOAD, PARSER_TASK, parse_midi_chunk
-from seqgate.roll import DEFAULT_FRAMES_PER_QUARTER, SparseMidiRoll
-from seqgate.workers import FAULT_ENV, MAX_CHUNK, Lost, WorkerPool, fork_is_safe
+from seqgate.data.prepare import PARSER_PRELOAD, PARSER_TASK, parse_midi_chunk
+from seqgate.data.roll import DEFAULT_FRAMES_PER_QUARTER, SparseMidiRoll
+from seqgate.data.workers import FAULT_ENV, MAX_CHUNK, Lost, WorkerPool, fork_is_safe
 
 OPTIONS = (DEFAULT_FRAMES_PER_QUARTER, False, False, False)  # frames per quarter, drums, transpose_to_c, onsets
 
@@ -120,7 +120,7 @@ def pebble_pool(workers: int):
 
     context = multiprocessing.get_context(PEBBLE_START if fork_is_safe() else "spawn")
     if context.get_start_method() == "forkserver":
-        context.set_forkserver_preload(["symusic", "seqgate.prepare", "seqgate.roll"])
+        context.set_forkserver_preload(["symusic", "seqgate.data.prepare", "seqgate.data.roll"])
     return ProcessPool(max_workers=workers, context=context)
 
 

@@ -69,8 +69,8 @@ def time_symusic(files: list[Path]) -> float:
 
 
 def time_read_midi_batch(files: list[Path]) -> float:
-    from seqgate.roll import read_midi_batch
-    from seqgate.workers import MAX_CHUNK
+    from seqgate.data.roll import read_midi_batch
+    from seqgate.data.workers import MAX_CHUNK
 
     paths = [str(path) for path in files]
     start = time.perf_counter()

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from seqgate.prepare import find_midi_files
-from seqgate.roll import BadMidi, on_keyboard, read_midi_roll, roll_to_midi
+from seqgate.data.prepare import find_midi_files
+from seqgate.data.roll import BadMidi, on_keyboard, read_midi_roll, roll_to_midi
 
 def source_notes(path: str) -> int:
     """The notes `prepare` keeps of a file: non-drum notes on the 88 keys."""

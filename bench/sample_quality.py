@@ -19,8 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from seqgate.metrics import SAMPLE_MEASURES, format_measure, roll_statistics
-from seqgate.roll import read_midi_roll
+from seqgate.music.metrics import SAMPLE_MEASURES, format_measure, roll_statistics
+from seqgate.data.roll import read_midi_roll
 
 
 def main() -> None:

@@ -18,9 +18,9 @@ import time
 
 import torch
 
-from seqgate.model import NextStepModel, hidden_for_params, load_model
-from seqgate.runs import open_run
-from seqgate.sample import generate
+from seqgate.model.network import NextStepModel, hidden_for_params, load_model
+from seqgate.training.runs import open_run
+from seqgate.music.sample import generate
 from seqgate.settings import DEFAULT_HEAD, DEFAULT_PARAMS
 
 FLOOR_SECONDS = 1.0

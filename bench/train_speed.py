@@ -37,13 +37,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seqgate.dataset import load_dataset
-from seqgate.evaluate import evaluate_rolls
-from seqgate.model import NextStepModel, few_threads_for_small_work, hidden_for_params, load_model, shift_right
-from seqgate.prepare import prepare_dataset
+from seqgate.data.dataset import load_dataset
+from seqgate.training.evaluate import evaluate_rolls
+from seqgate.model.network import NextStepModel, few_threads_for_small_work, hidden_for_params, load_model, shift_right
+from seqgate.data.prepare import prepare_dataset
 from seqgate.settings import DEFAULT_PARAMS as PARAMS
 from seqgate.settings import TrainConfig
-from seqgate.train import train
+from seqgate.training.train import train
 
 LOG_EVERY = 10  # epochs between progress lines
 
@@ -73,7 +73,7 @@ class Outcome:
 
 
 def new_model(train_rolls: list[np.ndarray], hidden: int, seed: int) -> NextStepModel:
-    """The model exactly as seqgate.train builds it."""
+    """The model exactly as seqgate.training.train builds it."""
     torch.manual_seed(seed)
     model = NextStepModel("gru", hidden, n_keys=train_rolls[0].shape[1])
     model.init_output_bias(torch.from_numpy(np.concatenate(train_rolls).mean(0)))
@@ -116,7 +116,7 @@ class TargetReached(Exception):
 
 
 class TestEveryEpoch:
-    """A seqgate.train display: test NLL from last.pt after every epoch, training time from batches.
+    """A seqgate.training.train display: test NLL from last.pt after every epoch, training time from batches.
 
     Training-only time of an epoch runs from the moment train() regains control after the previous
     epoch's display call (or after start) to its last batch, so validation, checkpoints, plots and

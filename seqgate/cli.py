@@ -11,11 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from seqgate import __version__
-from seqgate.dataset import DEFAULT_DATASET, SPLITS
-from seqgate.demo import DEMO_OUTPUT
+from seqgate.data.dataset import DEFAULT_DATASET, SPLITS
+from seqgate.compare.demo import DEMO_OUTPUT
 from seqgate.errors import UserError
-from seqgate.prepare import DEFAULT_SPLIT
-from seqgate.roll import DEFAULT_FRAMES_PER_QUARTER, HIGHEST_PITCH, LOWEST_PITCH
+from seqgate.data.prepare import DEFAULT_SPLIT
+from seqgate.data.roll import DEFAULT_FRAMES_PER_QUARTER, HIGHEST_PITCH, LOWEST_PITCH
 from seqgate.settings import (DEFAULT_PARAMS, RECIPES, SAMPLE_BARS, SAMPLE_PROGRAM, SAMPLE_TEMPERATURE,
                               SAMPLE_VELOCITY, TrainConfig)
 
@@ -63,7 +63,7 @@ def prepare(
     report: Optional[Path] = typer.Option(None, "--report", help="Write every skipped file and its reason as JSON."),
 ) -> None:
     """Turn MIDI folders or benchmark files into one piano-roll dataset file."""
-    from seqgate.prepare import parse_split_spec, prepare_dataset
+    from seqgate.data.prepare import parse_split_spec, prepare_dataset
 
     summary = prepare_dataset(
         list(paths or []), output,
@@ -100,7 +100,7 @@ def inspect(
     dataset: Path = typer.Argument(DEFAULT_DATASET, help="Dataset file written by `seqgate prepare`."),
 ) -> None:
     """Statistics of a dataset file: pieces and frames per split, notes per frame, pitch range."""
-    from seqgate.dataset import dataset_statistics, load_dataset
+    from seqgate.data.dataset import dataset_statistics, load_dataset
 
     stats = dataset_statistics(load_dataset(dataset))
     table = Table(title=str(dataset))
@@ -187,8 +187,8 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir (or the last run) from last.pt."),
 ) -> None:
     """Train a tanh, GRU or LSTM next-step predictor; the best model by validation NLL is kept."""
-    from seqgate import train as training
-    from seqgate.distributed import is_main_process
+    from seqgate.training import train as training
+    from seqgate.training.distributed import is_main_process
 
     config = TrainConfig(
         cell=cell, data=str(data), hidden=hidden, params=params, head=head, nade_hidden=nade_hidden,
@@ -206,7 +206,7 @@ def train(
         raise typer.Exit(130)
     if not main_process:
         return
-    from seqgate.evaluate import nll_quantity
+    from seqgate.training.evaluate import nll_quantity
 
     table = Table(title=f"{summary['model_config']['cell']} run finished ({summary['stopped']})",
                   caption=f"valid NLL: {nll_quantity(summary['model_config'].get('onsets', False))}")
@@ -230,9 +230,9 @@ def evaluate(
     """NLL per frame (and per piece), frame accuracy, precision, recall and F1 of a trained run."""
     import json
 
-    from seqgate.evaluate import evaluate_run
-    from seqgate.runs import open_run
-    from seqgate.distributed import pick_device
+    from seqgate.training.evaluate import evaluate_run
+    from seqgate.training.runs import open_run
+    from seqgate.training.distributed import pick_device
 
     result = evaluate_run(open_run(run), data, split, checkpoint, pick_device(device))
     if as_json:
@@ -274,12 +274,12 @@ def sample(
     soundfont: Optional[Path] = typer.Option(None, "--soundfont", help="With --wav: General MIDI .sf2/.sf3 file (default as for `seqgate render`)."),
 ) -> None:
     """Sample new polyphonic music from a trained model and write it as MIDI."""
-    from seqgate import sample as sampling
+    from seqgate.music import sample as sampling
 
     if soundfont is not None and not wav:
         raise UserError("--soundfont is used only with --wav")
     if wav:
-        from seqgate.audio import check_can_render, render_wav
+        from seqgate.music.audio import check_can_render, render_wav
 
         if Path(output).suffix.lower() == ".wav":  # the audio would take the MIDI file's own name
             raise UserError(f"-o {output} names the MIDI file; with --wav the audio goes beside it, "
@@ -319,9 +319,9 @@ def compare_command(
     paper: bool = typer.Option(False, "--paper", help="Show Chung et al. 2014's Table 2 numbers beside these (benchmark corpora only)."),
 ) -> None:
     """Train several cells under the same conditions: one table (the paper's Table 2), one set of curves."""
-    from seqgate.compare import compare
-    from seqgate.report import results_table
-    from seqgate.train import Interrupted
+    from seqgate.compare.compare import compare
+    from seqgate.compare.report import results_table
+    from seqgate.training.train import Interrupted
 
     try:
         result = compare(
@@ -344,9 +344,9 @@ def demo_command(
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", envvar="SEQGATE_MAX_MINUTES", help="Per run (default: the demo's)."),
 ) -> None:
     """The whole pipeline on the bundled corpus in a few minutes: prepare, compare gru and lstm, sample."""
-    from seqgate import demo
-    from seqgate.report import results_table
-    from seqgate.sample import statistics_table
+    from seqgate.compare import demo
+    from seqgate.compare.report import results_table
+    from seqgate.music.sample import statistics_table
 
     result = demo.run_demo(output, max_epochs=max_epochs, max_minutes=max_minutes, console=console,
                            display_factory=TrainDisplay)
@@ -364,7 +364,7 @@ def render(
     soundfont: Optional[Path] = typer.Option(None, "--soundfont", help="General MIDI .sf2/.sf3 file (default: $SEQGATE_SOUNDFONT, else a system one, else pretty_midi's TimGM6mb)."),
 ) -> None:
     """Render a MIDI file to a stereo WAV through a General MIDI SoundFont, to listen to it."""
-    from seqgate.audio import find_soundfont, render_wav
+    from seqgate.music.audio import find_soundfont, render_wav
 
     soundfont_path = find_soundfont(soundfont)  # found here too, to say which one was used
     wav = render_wav(midi, output, soundfont_path)

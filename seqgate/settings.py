@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from seqgate.dataset import DEFAULT_DATASET
+from seqgate.data.dataset import DEFAULT_DATASET
 from seqgate.errors import UserError
 
 DEFAULT_PARAMS = 20_000  # the paper's Table 1 budget
@@ -65,7 +65,7 @@ class TrainConfig:
     def resolved_sizes(self, onsets: bool = False) -> tuple[int, int]:
         """(recurrent hidden units, head size): as given, or solved for the parameter budget
         (onsets: for onset-aware data, whose frames are twice as wide in and out)."""
-        from seqgate.model import head_size_for, hidden_for_params
+        from seqgate.model.network import head_size_for, hidden_for_params
 
         if self.nade_hidden is not None and self.nade_hidden <= 0:
             raise UserError("--nade-hidden must be positive")
@@ -84,7 +84,7 @@ class TrainConfig:
         return self.weight_noise if self.weight_noise is not None else RECIPES[self.recipe].weight_noise
 
     def validate(self) -> None:
-        from seqgate.model import check_cell, check_head
+        from seqgate.model.network import check_cell, check_head
 
         self.cell = check_cell(self.cell)
         self.head = check_head(self.head)

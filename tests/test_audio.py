@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, make_tiny_dataset, run_cli, write_midi
-from seqgate import audio
-from seqgate.audio import check_can_render, find_soundfont, pretty_midi_soundfont, render_wav
+from seqgate.music import audio
+from seqgate.music.audio import check_can_render, find_soundfont, pretty_midi_soundfont, render_wav
 from seqgate.errors import UserError
 
 RATE = 22050  # half the default: the same checks, half the work

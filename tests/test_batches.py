@@ -4,9 +4,9 @@ and dense batches are built from the sparse dataset exactly."""
 import numpy as np
 import torch
 
-from seqgate.batches import (dense_batch, epoch_batches, padded_batches, training_windows,
+from seqgate.training.batches import (dense_batch, epoch_batches, padded_batches, training_windows,
                              transpose_limits)
-from seqgate.dataset import Dataset
+from seqgate.data.dataset import Dataset
 
 
 def dataset_of(rolls) -> Dataset:

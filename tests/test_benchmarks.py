@@ -8,10 +8,10 @@ import pytest
 import scipy.io
 
 from conftest import assert_one_line_error, run_cli
-from seqgate.benchmarks import BENCHMARKS, recognise
-from seqgate.dataset import load_dataset
+from seqgate.data.benchmarks import BENCHMARKS, recognise
+from seqgate.data.dataset import load_dataset
 from seqgate.errors import UserError
-from seqgate.prepare import prepare_dataset
+from seqgate.data.prepare import prepare_dataset
 
 
 def test_jsb_mat_round_trips_frame_for_frame(tmp_path, datasets_dir):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from seqgate import cells
+from seqgate.model import reference as cells
 
 N_KEYS, HIDDEN, BATCH, STEPS = 88, 13, 3, 7
 TOLERANCE = 1e-5

@@ -10,7 +10,7 @@ import sys
 import pretty_midi
 import pytest
 
-from seqgate.prepare import bundled_corpus_dir, hash_split
+from seqgate.data.prepare import bundled_corpus_dir, hash_split
 
 # Limits reach the commands only through the environment, as a user or CI could set them.
 TINY_LIMITS = {"SEQGATE_MAX_EPOCHS": "2"}
@@ -75,7 +75,7 @@ def test_user_errors_are_one_line_and_exit_code_2(tmp_path, args, message):
 
 
 def test_demo_runs_the_pipeline_into_one_folder_and_reuses_its_runs(tmp_path):
-    from seqgate.demo import run_demo
+    from seqgate.compare.demo import run_demo
 
     tiny = dict(max_epochs=1, params=2000, train_options={"window": 32})
     result = run_demo(tmp_path / "demo", **tiny)
@@ -113,9 +113,9 @@ def test_onsets_prepare_train_sample_keeps_the_repeated_notes_the_model_draws(tm
     for said in (results[1].stdout, results[3].stdout):  # train's summary and evaluate label the NLL
         assert "not the 88-key benchmark NLL" in " ".join(said.split())
     # The frames the model drew (the same seed and defaults as the command) against out.mid.
-    from seqgate.model import load_model
-    from seqgate.roll import N_KEYS, read_midi_roll, roll_to_notes
-    from seqgate.sample import generate
+    from seqgate.model.network import load_model
+    from seqgate.data.roll import N_KEYS, read_midi_roll, roll_to_notes
+    from seqgate.music.sample import generate
 
     model, _ = load_model(next(work.glob("runs/*/best.pt")))
     drawn = generate(model, 1, 32, seed=0)[0]

@@ -10,12 +10,12 @@ import pytest
 from rich.console import Console
 
 from conftest import make_tiny_dataset
-from seqgate.compare import compare
-from seqgate.report import results_table
-from seqgate.dataset import Dataset, save_dataset
+from seqgate.compare.compare import compare
+from seqgate.compare.report import results_table
+from seqgate.data.dataset import Dataset, save_dataset
 from seqgate.errors import UserError
-from seqgate.evaluate import evaluate_run
-from seqgate.model import hidden_for_params
+from seqgate.training.evaluate import evaluate_run
+from seqgate.model.network import hidden_for_params
 
 TINY = dict(params=2000, max_epochs=2, train_options={"batch_size": 4, "window": 24})
 
@@ -83,9 +83,9 @@ def test_report_numbers_agree_with_evaluate(compared):
 
 
 def test_each_cell_reports_muspy_measures_of_its_samples_beside_the_corpus(compared):
-    from seqgate.compare import SAMPLE_PIECES
-    from seqgate.metrics import SAMPLE_MEASURES
-    from seqgate.sample import sample_statistics
+    from seqgate.compare.compare import SAMPLE_PIECES
+    from seqgate.music.metrics import SAMPLE_MEASURES
+    from seqgate.music.sample import sample_statistics
 
     data, out, _ = compared
     results = json.loads((out / "results.json").read_text())

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from seqgate.dataset import Dataset, dataset_fingerprint, load_dataset, save_dataset
-from seqgate.dataset_writer import DatasetWriter
+from seqgate.data.dataset import Dataset, dataset_fingerprint, load_dataset, save_dataset
+from seqgate.data.writer import DatasetWriter
 from seqgate.errors import UserError
 
 
@@ -53,7 +53,7 @@ def test_fingerprint_follows_the_rolls_splits_and_names_not_the_file(tmp_path):
 @pytest.mark.parametrize("order", [(2, 0, 3, 1), (2, 3, 0, 1), (0, 1, 2, 3)])
 @pytest.mark.parametrize("block", [1 << 24, 3], ids=["block", "3-byte-blocks"])
 def test_the_writer_puts_pieces_added_in_any_order_in_position_order(tmp_path, monkeypatch, order, block):
-    from seqgate import dataset_writer
+    from seqgate.data import writer as dataset_writer
 
     monkeypatch.setattr(dataset_writer, "COPY_BLOCK", block)  # runs of pieces copied a block at a time
     original = small_dataset()

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from seqgate.distributed import World
-from seqgate.runs import Run
-from seqgate.train import RANK_WEIGHTS_ENV
+from seqgate.training.distributed import World
+from seqgate.training.runs import Run
+from seqgate.training.train import RANK_WEIGHTS_ENV
 
 # A small GRU with the NADE head (the default) and weight noise on (the default recipe), so the
 # test covers every random draw that the processes must make alike.
@@ -79,9 +79,15 @@ def test_sigterm_to_the_torchrun_group_leaves_a_last_pt_that_resume_continues(ti
                        "--run-dir", "run", cwd=tmp_path, start_new_session=True)
     run = Run(tmp_path / "run")
     deadline = time.monotonic() + 120
-    while len(run.read_metrics()) < 2 and time.monotonic() < deadline and process.poll() is None:
+
+    def saved_epoch() -> int:
+        # last.pt, not metrics.jsonl: an epoch's metrics line is written just before its last.pt,
+        # and a signal between the two rightly leaves last.pt at the epoch before.
+        return run.load_checkpoint("last.pt")["epoch"] if run.has_checkpoint("last.pt") else 0
+
+    while saved_epoch() < 2 and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.2)
-    assert len(run.read_metrics()) >= 2, process.communicate()[1][-3000:]
+    assert saved_epoch() >= 2, process.communicate()[1][-3000:]
     os.killpg(process.pid, signal.SIGTERM)
     process.communicate(timeout=120)
     assert process.returncode != 0

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from seqgate.errors import UserError
-from seqgate.evaluate import check_roll_format, evaluate_rolls
-from seqgate.model import NextStepModel
+from seqgate.training.evaluate import check_roll_format, evaluate_rolls
+from seqgate.model.network import NextStepModel
 
 
 def constant_model(probability: float) -> NextStepModel:

@@ -6,7 +6,7 @@ import itertools
 import pytest
 import torch
 
-from seqgate.heads import BernoulliHead, NADEHead
+from seqgate.model.heads import BernoulliHead, NADEHead
 
 KEYS = 10
 

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from seqgate.metrics import entropy_bits, roll_statistics
-from seqgate.keys import estimate_key
+from seqgate.music.metrics import entropy_bits, roll_statistics
+from seqgate.data.keys import estimate_key
 
 N_KEYS = 88
 # What the MusPy measures say of a corpus without frames: their denominators are empty.
@@ -420,8 +420,8 @@ def test_rejects_onsets_that_do_not_match_the_rolls():
 
 
 def test_describe_corpus_takes_the_first_pieces_up_to_the_frame_cap(monkeypatch):
-    from seqgate import metrics
-    from seqgate.dataset import Dataset
+    from seqgate.music import metrics
+    from seqgate.data.dataset import Dataset
 
     rolls = [np.zeros((n, 88), dtype=bool) for n in (4, 6, 8)]
     for roll in rolls:

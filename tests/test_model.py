@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from seqgate.errors import UserError
-from seqgate.model import CELLS, NextStepModel, count_parameters, hidden_for_params, shift_right
-from seqgate.runs import load_checkpoint_file as load_checkpoint
+from seqgate.model.network import CELLS, NextStepModel, count_parameters, hidden_for_params, shift_right
+from seqgate.training.runs import load_checkpoint_file as load_checkpoint
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -10,7 +10,7 @@ from matplotlib import colors
 from matplotlib import image
 from matplotlib.figure import Figure
 
-from seqgate import plots
+from seqgate.music import plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, run_cli, scale, write_midi
-from seqgate import prepare, workers
-from seqgate.dataset import dataset_statistics, load_dataset
+from seqgate.data import prepare
+from seqgate.data import workers
+from seqgate.data.dataset import dataset_statistics, load_dataset
 from seqgate.errors import UserError
-from seqgate.prepare import hash_split, parse_split_spec, prepare_dataset
+from seqgate.data.prepare import hash_split, parse_split_spec, prepare_dataset
 
 PIECE = [{"notes": scale(60) + [(48, 0, 8)], "program": 19}]
 
@@ -243,7 +244,7 @@ def test_onsets_of_a_benchmark_file_are_refused_in_one_line(tmp_path):
 def test_a_chunk_function_that_raises_loses_only_the_file_it_was_on(tmp_path, monkeypatch):
     """A bug that escapes the reading of a chunk costs the file being read when it struck, as a
     parser error; the worker lives on and the chunk's other files are read again."""
-    from seqgate import roll
+    from seqgate.data import roll
 
     real = roll.read_midi_batch
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import scale, write_midi
-from seqgate.keys import estimate_tonic
-from seqgate.roll import BadMidi, LOWEST_PITCH, N_KEYS, read_midi_roll, roll_to_midi, roll_to_notes
+from seqgate.data.keys import estimate_tonic
+from seqgate.data.roll import BadMidi, LOWEST_PITCH, N_KEYS, read_midi_roll, roll_to_midi, roll_to_notes
 
 CHORD_PIECE = [
     {"notes": [(60, 0, 2), (64, 0, 1), (67, 1, 1.5), (72, 1.5, 4), (48, 2, 4)], "program": 41},
@@ -180,8 +180,8 @@ def test_a_struck_key_that_is_not_sounding_starts_nothing_and_every_note_has_a_s
 def test_bundled_chorales_keep_every_note_the_grid_can_hold(tmp_path):
     """MIDI -> roll with onsets -> MIDI -> roll: the same roll and onsets, and as many notes as
     (key, start frame) pairs, what the grid forces; without onsets, notes are lost."""
-    from seqgate.prepare import bundled_corpus_dir
-    from seqgate.roll import read_midi_sparse
+    from seqgate.data.prepare import bundled_corpus_dir
+    from seqgate.data.roll import read_midi_sparse
 
     lost_without = 0
     for path in sorted(bundled_corpus_dir().glob("*.mid"))[:10]:
@@ -200,8 +200,8 @@ def test_a_batch_of_files_reads_each_as_it_reads_alone(tmp_path, midi_writer, mo
     """read_midi_batch (what a parser worker runs on a chunk) gives every usable file the roll it
     has on its own, in order, and every other file its reason in its place, whether the cells
     are marked for the whole batch at once or a few files at a time."""
-    from seqgate import roll
-    from seqgate.roll import read_midi_batch, read_midi_sparse
+    from seqgate.data import roll
+    from seqgate.data.roll import read_midi_batch, read_midi_sparse
 
     paths = [
         write_midi(tmp_path / "a.mid", CHORD_PIECE, tempos=[(0, 90.0)]),

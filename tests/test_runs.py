@@ -6,7 +6,7 @@ import os
 import pytest
 
 from seqgate.errors import UserError
-from seqgate.runs import Run, compare_runs, new_compare_run, new_run, open_run
+from seqgate.training.runs import Run, compare_runs, new_compare_run, new_run, open_run
 
 
 def finished_run(folder, train=None, fingerprint="abc", hidden=8, status="finished") -> Run:

@@ -13,12 +13,12 @@ import symusic
 import torch
 from rich.console import Console
 
-from seqgate import sample
+from seqgate.music import sample
 from seqgate.errors import UserError
-from seqgate.metrics import roll_statistics
-from seqgate.heads import RANDOM_BLOCK_FRAMES
-from seqgate.model import NextStepModel, load_model, shift_right
-from seqgate.roll import read_midi_roll, roll_to_notes
+from seqgate.music.metrics import roll_statistics
+from seqgate.model.heads import RANDOM_BLOCK_FRAMES
+from seqgate.model.network import NextStepModel, load_model, shift_right
+from seqgate.data.roll import read_midi_roll, roll_to_notes
 
 from conftest import scale, write_midi
 

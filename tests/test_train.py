@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from seqgate.errors import UserError
-from seqgate.model import NextStepModel, shift_right
-from seqgate.runs import Run
+from seqgate.model.network import NextStepModel, shift_right
+from seqgate.training.runs import Run
 from seqgate.settings import TrainConfig
-from seqgate.train import train
+from seqgate.training.train import train
 
 
 def read_metrics(run_dir):

@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from conftest import make_tiny_dataset
-from seqgate.dataset import load_dataset
-from seqgate.runs import Run
-from seqgate.workers import FAULT_ENV
+from seqgate.data.dataset import load_dataset
+from seqgate.training.runs import Run
+from seqgate.data.workers import FAULT_ENV
 
 ADDRESS_SPACE = 2 << 30
 

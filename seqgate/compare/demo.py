@@ -2,7 +2,7 @@
 
 prepare (the bundled Bach chorales) -> compare gru and lstm (short runs, equal parameter budget)
 -> sample a piece from the better run -> say where every file went. Everything lands in one
-folder; running the demo again reuses the finished runs (see seqgate.compare).
+folder; running the demo again reuses the finished runs (see seqgate.compare.compare).
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ def run_demo(output: str | os.PathLike = DEMO_OUTPUT, *, max_epochs: int | None 
     display_factory: see compare.compare.
     train_options: further TrainConfig fields (tests use them to keep runs tiny).
     """
-    from seqgate.compare import compare
-    from seqgate.dataset import DEFAULT_DATASET, SPLITS
-    from seqgate.prepare import prepare_dataset
-    from seqgate.sample import sample_to_midi
+    from seqgate.compare.compare import compare
+    from seqgate.data.dataset import DEFAULT_DATASET, SPLITS
+    from seqgate.data.prepare import prepare_dataset
+    from seqgate.music.sample import sample_to_midi
 
     console = console or Console(quiet=True)
     max_epochs = DEMO_MAX_EPOCHS if max_epochs is None else max_epochs

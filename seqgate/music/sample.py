@@ -28,10 +28,10 @@ from rich.console import Console
 from rich.table import Table
 
 from seqgate.errors import UserError
-from seqgate.metrics import SAMPLE_MEASURES, format_measure, roll_statistics
-from seqgate.model import NextStepModel, few_threads_for_small_work, load_model
-from seqgate.roll import DEFAULT_QPM, LOWEST_PITCH, N_KEYS, dense_roll, roll_to_midi
-from seqgate.runs import open_run
+from seqgate.music.metrics import SAMPLE_MEASURES, format_measure, roll_statistics
+from seqgate.model.network import NextStepModel, few_threads_for_small_work, load_model
+from seqgate.data.roll import DEFAULT_QPM, LOWEST_PITCH, N_KEYS, dense_roll, roll_to_midi
+from seqgate.training.runs import open_run
 from seqgate.settings import (QUARTERS_PER_BAR, SAMPLE_BARS, SAMPLE_PROGRAM, SAMPLE_TEMPERATURE,
                               SAMPLE_VELOCITY)
 PROGRESS_EVERY_FRAMES = 256
@@ -229,7 +229,7 @@ def sample_to_midi(run_dir: str | os.PathLike | None, output: str | os.PathLike,
                      program=int(program), velocity=int(velocity), struck=struck)
         image = None
         if png:
-            from seqgate.plots import plot_piano_roll  # matplotlib loads only when asked
+            from seqgate.music.plots import plot_piano_roll  # matplotlib loads only when asked
 
             image = path.with_suffix(".png")
             plot_piano_roll(roll, image, title=path.name,
@@ -302,7 +302,7 @@ def _read_primer(primer, model: NextStepModel, roll_format: dict, frames_per_qua
     path = Path(primer)
     if not path.is_file():
         raise UserError(f"primer {path}: no such file")
-    from seqgate.prepare import read_midi_isolated
+    from seqgate.data.prepare import read_midi_isolated
 
     # A stranger's file: a crash costs a line.
     parsed = read_midi_isolated(path, frames_per_quarter, onsets=model.onsets)

@@ -25,8 +25,8 @@ import numbers
 
 import numpy as np
 
-from seqgate.keys import estimate_key
-from seqgate.roll import LOWEST_PITCH, N_KEYS
+from seqgate.data.keys import estimate_key
+from seqgate.data.roll import LOWEST_PITCH, N_KEYS
 # MIDI rolls here carry no time signature: a measure is taken to be four quarter-note beats.
 from seqgate.settings import QUARTERS_PER_BAR
 

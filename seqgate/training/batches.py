@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from seqgate.dataset import Dataset
-from seqgate.heads import units_per_frame
-from seqgate.roll import N_KEYS
+from seqgate.data.dataset import Dataset
+from seqgate.model.heads import units_per_frame
+from seqgate.data.roll import N_KEYS
 
 
 def training_windows(lengths: list[int], window: int, rng: np.random.Generator) -> list[tuple[int, int, int]]:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from seqgate.errors import UserError, is_number
 from seqgate.files import atomic_write, write_json_atomic, write_text_atomic
-from seqgate.roll import MAX_FRAMES_PER_QUARTER
+from seqgate.data.roll import MAX_FRAMES_PER_QUARTER
 
 DEFAULT_RUNS_DIR = Path("runs")
 LATEST_RUN_FILE = "LATEST"

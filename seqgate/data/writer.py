@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from seqgate import __version__
-from seqgate.dataset import FORMAT_VERSION, PER_PIECE_META, SPLITS, Dataset
+from seqgate.data.dataset import FORMAT_VERSION, PER_PIECE_META, SPLITS, Dataset
 from seqgate.errors import UserError
 from seqgate.files import atomic_write
-from seqgate.roll import LOWEST_PITCH, N_KEYS
+from seqgate.data.roll import LOWEST_PITCH, N_KEYS
 
 COPY_BLOCK = 1 << 20  # bytes copied from a scratch file at once (1 MiB: more would show in the peak memory)
 

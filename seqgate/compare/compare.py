@@ -34,14 +34,14 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from seqgate.benchmarks import recognise_dataset
-from seqgate.dataset import DEFAULT_DATASET, SPLITS, dataset_fingerprint
-from seqgate.jobs import train_in_processes
-from seqgate.report import MEASURES, equivalent_command, write_outputs
+from seqgate.data.benchmarks import recognise_dataset
+from seqgate.data.dataset import DEFAULT_DATASET, SPLITS, dataset_fingerprint
+from seqgate.compare.jobs import train_in_processes
+from seqgate.compare.report import MEASURES, equivalent_command, write_outputs
 from seqgate.errors import UserError
-from seqgate.metrics import SAMPLE_MEASURES
-from seqgate.runs import DEFAULT_RUNS_DIR, Run, compare_runs, new_compare_run
-from seqgate.sample import sample_statistics
+from seqgate.music.metrics import SAMPLE_MEASURES
+from seqgate.training.runs import DEFAULT_RUNS_DIR, Run, compare_runs, new_compare_run
+from seqgate.music.sample import sample_statistics
 from seqgate.settings import DEFAULT_PARAMS, TrainConfig
 
 # Pieces of 16 bars each run samples for its row of MusPy's measures: enough that the mean is
@@ -123,9 +123,9 @@ def compare(cells: list[str], *, heads: list[str] | None = None,
     train_options: further TrainConfig fields, the same for every cell (e.g. batch_size).
     display_factory(max_epochs) -> a training display (see cli.TrainDisplay), used with one job.
     """
-    from seqgate.dataset import load_dataset
-    from seqgate.evaluate import evaluate_run
-    from seqgate.model import check_cell, check_head
+    from seqgate.data.dataset import load_dataset
+    from seqgate.training.evaluate import evaluate_run
+    from seqgate.model.network import check_cell, check_head
 
     console = console or Console(quiet=True)
     heads = [check_head(str(head)) for head in (heads or [TrainConfig.head])]
@@ -241,7 +241,7 @@ def _plan(config, label: str, output: Path, fingerprint: str, onsets: bool) -> t
 # ----------------------------------------------------------------------------- training
 
 def _train_here(to_train: list, console: Console, display_factory) -> None:
-    from seqgate.train import train
+    from seqgate.training.train import train
 
     for config, run_dir, resume in to_train:
         if resume:

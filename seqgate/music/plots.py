@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter
 
 from seqgate.files import atomic_write
-from seqgate.roll import LOWEST_PITCH
+from seqgate.data.roll import LOWEST_PITCH
 
 FIGURE_DPI = 100
 # Figure sizes in inches; the PNGs are these times FIGURE_DPI pixels.

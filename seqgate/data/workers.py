@@ -94,11 +94,11 @@ class _Worker:
             parent_ends = [task_write, answer_read] + [fd for w in others for fd in w.fds()]
             self.process = _ForkedProcess(lambda: _worker_loop(task_read, answer_write, progress_fd), parent_ends)
         else:
-            package_root = str(Path(__file__).resolve().parent.parent)
+            package_root = str(Path(__file__).resolve().parents[2])  # the folder holding seqgate/
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(
                 filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
             self.process = subprocess.Popen(
-                [sys.executable, "-c", "from seqgate.workers import _worker_main; _worker_main()",
+                [sys.executable, "-c", "from seqgate.data.workers import _worker_main; _worker_main()",
                  str(task_read), str(answer_write), str(progress_fd)],
                 pass_fds=(task_read, answer_write, progress_fd), stdin=subprocess.DEVNULL, env=env)
         os.close(task_read)

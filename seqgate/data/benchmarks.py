@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from seqgate.dataset import SPLITS, Dataset
+from seqgate.data.dataset import SPLITS, Dataset
 from seqgate.errors import UserError
-from seqgate.roll import LOWEST_PITCH, N_KEYS, on_keyboard
+from seqgate.data.roll import LOWEST_PITCH, N_KEYS, on_keyboard
 
 BENCHMARK_SUFFIXES = {".mat", ".pickle", ".pkl"}
 CITATION = ("Boulanger-Lewandowski, Bengio & Vincent (2012), \"Modeling Temporal Dependencies in "

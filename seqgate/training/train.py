@@ -33,14 +33,14 @@ import numpy as np
 import torch
 
 from seqgate import __version__
-from seqgate.batches import epoch_batches, padded_batches, transpose_limits
-from seqgate.dataset import SPLITS
-from seqgate.distributed import World, join, leave
+from seqgate.training.batches import epoch_batches, padded_batches, transpose_limits
+from seqgate.data.dataset import SPLITS
+from seqgate.training.distributed import World, join, leave
 from seqgate.errors import UserError, is_number
-from seqgate.evaluate import EVALUATION_BATCH_SIZE, evaluate_batches
-from seqgate.metrics import describe_corpus
-from seqgate.model import NextStepModel, checked_weights, few_threads_for_small_work, shift_right
-from seqgate.runs import Run, new_run, open_run
+from seqgate.training.evaluate import EVALUATION_BATCH_SIZE, evaluate_batches
+from seqgate.music.metrics import describe_corpus
+from seqgate.model.network import NextStepModel, checked_weights, few_threads_for_small_work, shift_right
+from seqgate.training.runs import Run, new_run, open_run
 from seqgate.settings import RECIPES, TrainConfig
 
 PLOT_EVERY_SECONDS = 15  # redraw curves.png at most this often while training
@@ -179,7 +179,7 @@ class TrainingData:
     """
 
     def __init__(self, config: TrainConfig, world: World):
-        from seqgate.dataset import load_dataset
+        from seqgate.data.dataset import load_dataset
 
         dataset = load_dataset(config.data)
         self.dataset, self.world = dataset, world
@@ -354,7 +354,7 @@ class Session:
         })
 
     def plot(self) -> None:
-        from seqgate.plots import plot_training_curves
+        from seqgate.music.plots import plot_training_curves
 
         plot_training_curves(self.progress.history, self.run.curves_path,
                              title=f"{self.config.cell}, {self.model.n_parameters():,} parameters")

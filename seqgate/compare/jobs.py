@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from seqgate.errors import UserError
-from seqgate.runs import Run
+from seqgate.training.runs import Run
 from seqgate.settings import TrainConfig
 
 
@@ -38,7 +38,7 @@ def train_in_processes(to_train: list, jobs: int, console: Console) -> None:
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from seqgate.train import Interrupted, sigterm_as_interrupt
+    from seqgate.training.train import Interrupted, sigterm_as_interrupt
 
     threads = max(1, _cores() // jobs)
     console.print(f"training {len(to_train)} runs, {jobs} at a time, {threads} torch "
@@ -138,7 +138,7 @@ def _train_in_child(config: dict, run_dir: str, resume: bool, threads: int) -> N
         os.dup2(log.fileno(), 2)
     import torch
 
-    from seqgate.train import Interrupted, train
+    from seqgate.training.train import Interrupted, train
 
     torch.set_num_threads(threads)
     try:

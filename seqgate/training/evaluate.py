@@ -17,11 +17,11 @@ import os
 import numpy as np
 import torch
 
-from seqgate.batches import padded_batches
-from seqgate.dataset import Dataset
+from seqgate.training.batches import padded_batches
+from seqgate.data.dataset import Dataset
 from seqgate.errors import UserError
-from seqgate.model import NextStepModel, few_threads_for_small_work, shift_right
-from seqgate.runs import Run
+from seqgate.model.network import NextStepModel, few_threads_for_small_work, shift_right
+from seqgate.training.runs import Run
 
 EVALUATION_BATCH_SIZE = 64
 # At most this many floats per head tensor at once: long pieces are evaluated in time chunks with
@@ -128,8 +128,8 @@ def check_roll_format(expected: dict, found: dict, data_path) -> None:
 def evaluate_run(run: Run | str | os.PathLike, data_path=None, split: str = "test",
                  checkpoint_name: str = "best.pt", device: str = "cpu") -> dict:
     """Evaluate a run's checkpoint on one split of its own dataset or of another matching one."""
-    from seqgate.dataset import load_dataset
-    from seqgate.model import load_model
+    from seqgate.data.dataset import load_dataset
+    from seqgate.model.network import load_model
 
     run = run if isinstance(run, Run) else Run(run)
     model, checkpoint = load_model(run.checkpoint_path(checkpoint_name), map_location=device)

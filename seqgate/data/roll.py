@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqgate.keys import estimate_tonic
+from seqgate.data.keys import estimate_tonic
 
 N_KEYS = 88
 LOWEST_PITCH = 21  # column k is MIDI pitch 21 + k

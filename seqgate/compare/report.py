@@ -14,11 +14,11 @@ from rich import box
 from rich.console import Group
 from rich.table import Table
 
-from seqgate.benchmarks import PAPER_CITATION
-from seqgate.dataset import SPLITS
-from seqgate.metrics import SAMPLE_MEASURES
+from seqgate.data.benchmarks import PAPER_CITATION
+from seqgate.data.dataset import SPLITS
+from seqgate.music.metrics import SAMPLE_MEASURES
 from seqgate.files import write_json_atomic, write_text_atomic
-from seqgate.runs import Run
+from seqgate.training.runs import Run
 
 # Columns averaged over seeds: results.json key -> (report heading, terminal heading, decimals)
 MEASURES = {
@@ -130,7 +130,7 @@ def equivalent_command(cells, heads, data, output, params: int, seeds: int, conf
 
 def write_outputs(comparison, fingerprint: str, config) -> None:
     """curves.png, results.json and report.md of a compare.Comparison."""
-    from seqgate.plots import plot_comparison_curves
+    from seqgate.music.plots import plot_comparison_curves
 
     curves = {row["label"]: [Run(run.run_dir).read_metrics() for run in comparison.runs
                              if run.label == row["label"]] for row in comparison.rows}

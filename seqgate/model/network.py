@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from seqgate.errors import UserError, is_number
-from seqgate.heads import HEADS, units_per_frame
-from seqgate.roll import N_KEYS
+from seqgate.model.heads import HEADS, units_per_frame
+from seqgate.data.roll import N_KEYS
 from seqgate.settings import DEFAULT_HEAD, NADE_UNITS_PER_HIDDEN
 
 CELLS = ("tanh", "gru", "lstm")
@@ -254,7 +254,7 @@ def build_model(config: dict) -> NextStepModel:
 
 def load_model(path: str | Path, map_location="cpu") -> tuple[NextStepModel, dict]:
     """The model stored in a checkpoint, in eval mode, and the whole checkpoint dict."""
-    from seqgate.runs import load_checkpoint_file
+    from seqgate.training.runs import load_checkpoint_file
 
     checkpoint = load_checkpoint_file(path, map_location)
     config = checked_weights(checkpoint, path)

@@ -20,21 +20,21 @@ from pathlib import Path
 
 import numpy as np
 
-from seqgate.benchmarks import BENCHMARK_SUFFIXES, read_benchmark
-from seqgate.dataset import SPLITS
-from seqgate.dataset_writer import DatasetWriter
+from seqgate.data.benchmarks import BENCHMARK_SUFFIXES, read_benchmark
+from seqgate.data.dataset import SPLITS
+from seqgate.data.writer import DatasetWriter
 from seqgate.errors import UserError
 from seqgate.files import write_json_atomic
-from seqgate.roll import DEFAULT_FRAMES_PER_QUARTER, MAX_FRAMES_PER_QUARTER, parser_error
-from seqgate.workers import Lost, WorkerPool
+from seqgate.data.roll import DEFAULT_FRAMES_PER_QUARTER, MAX_FRAMES_PER_QUARTER, parser_error
+from seqgate.data.workers import Lost, WorkerPool
 
 MIDI_SUFFIXES = {".mid", ".midi"}
 SPLIT_FOLDERS = {"train": "train", "valid": "valid", "validation": "valid", "test": "test"}
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
 DEFAULT_FILE_TIMEOUT = 60.0  # seconds one MIDI file may take before its worker is killed
 # What the parser workers run (parse_midi_chunk below), and what they start with imported.
-PARSER_TASK = "seqgate.prepare:parse_midi_chunk"
-PARSER_PRELOAD = ("symusic", "seqgate.roll")
+PARSER_TASK = "seqgate.data.prepare:parse_midi_chunk"
+PARSER_PRELOAD = ("symusic", "seqgate.data.roll")
 
 @dataclass
 class PrepareSummary:
@@ -152,7 +152,7 @@ def bundled_corpus_dir() -> Path:
             return folder
     except (ImportError, TypeError, ValueError):
         pass
-    return Path(__file__).resolve().parent.parent / "sample_midi"  # a source checkout
+    return Path(__file__).resolve().parents[2] / "sample_midi"  # a source checkout
 
 
 # ---- finding MIDI files and their splits
@@ -394,7 +394,7 @@ def parse_midi_chunk(paths: list[str], options: tuple, starting):
     """The workers' task: a chunk of MIDI files -> (their rolls in the dataset's sparse form, one
     message for all: about 4.5 bytes a frame through the pipe and in the parent, not 88; for
     each file None, or the reason it is skipped), as roll.read_midi_batch gives them."""
-    from seqgate.roll import read_midi_batch
+    from seqgate.data.roll import read_midi_batch
 
     frames_per_quarter, drums, transpose_to_c, onsets = options
     return read_midi_batch(paths, frames_per_quarter, drums, transpose_to_c, onsets, starting)

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from seqgate.errors import UserError, is_number
-from seqgate.npz import BadNpz, read_npz
-from seqgate.roll import LOWEST_PITCH, MAX_FRAMES_PER_QUARTER, N_KEYS, dense_roll, sparse_onsets, sparse_roll
+from seqgate.data.npz import BadNpz, read_npz
+from seqgate.data.roll import LOWEST_PITCH, MAX_FRAMES_PER_QUARTER, N_KEYS, dense_roll, sparse_onsets, sparse_roll
 
 SPLITS = ("train", "valid", "test")
 # 2: frame_counts (uint8) replace frame_offsets (int64); tempos and programs are arrays (in 1,
@@ -165,7 +165,7 @@ class Dataset:
 def save_dataset(dataset: Dataset, path: str | Path) -> dict:
     """Write an in-memory dataset atomically (through dataset_writer.DatasetWriter, the one
     writer of the format); returns DatasetWriter.finish's counts."""
-    from seqgate.dataset_writer import DatasetWriter
+    from seqgate.data.writer import DatasetWriter
 
     with DatasetWriter(path, onsets=dataset.onsets is not None) as writer:
         writer.add_dataset(dataset)
