@@ -18,7 +18,9 @@ import time
 
 import torch
 
-from seqgate.model.network import NextStepModel, hidden_for_params, load_model
+from seqgate.model.network import NextStepModel
+from seqgate.model.sizing import hidden_for_params
+from seqgate.training.runs import load_model
 from seqgate.training.runs import open_run
 from seqgate.music.sample import generate
 from seqgate.settings import DEFAULT_HEAD, DEFAULT_PARAMS

@@ -39,10 +39,12 @@ import torch
 
 from seqgate.data.dataset import load_dataset
 from seqgate.training.evaluate import evaluate_rolls
-from seqgate.model.network import NextStepModel, few_threads_for_small_work, hidden_for_params, load_model, shift_right
+from seqgate.model.network import NextStepModel, few_threads_for_small_work, shift_right
+from seqgate.model.sizing import hidden_for_params
+from seqgate.training.runs import load_model
 from seqgate.data.prepare import prepare_dataset
 from seqgate.settings import DEFAULT_PARAMS as PARAMS
-from seqgate.settings import TrainConfig
+from seqgate.settings import DEFAULT_HEAD, TrainConfig
 from seqgate.training.train import train
 
 LOG_EVERY = 10  # epochs between progress lines
@@ -75,7 +77,7 @@ class Outcome:
 def new_model(train_rolls: list[np.ndarray], hidden: int, seed: int) -> NextStepModel:
     """The model exactly as seqgate.training.train builds it."""
     torch.manual_seed(seed)
-    model = NextStepModel("gru", hidden, n_keys=train_rolls[0].shape[1])
+    model = NextStepModel("gru", hidden, n_keys=train_rolls[0].shape[1], head=DEFAULT_HEAD)
     model.init_output_bias(torch.from_numpy(np.concatenate(train_rolls).mean(0)))
     return model
 
@@ -210,7 +212,7 @@ def main() -> None:
         prepare_dataset([mat], data)
         dataset = load_dataset(data)
         train_rolls, test_rolls = dataset.split("train"), dataset.split("test")
-        hidden = hidden_for_params("gru", PARAMS)
+        hidden = hidden_for_params("gru", PARAMS, head=DEFAULT_HEAD)
         print(f"JSB Chorales: {sum(map(len, train_rolls)):,} training frames, {len(train_rolls)} pieces; "
               f"GRU hidden {hidden} ({new_model(train_rolls, hidden, args.seed).n_parameters():,} params), "
               f"CPU, target test NLL {args.target:g}, limit {args.max_minutes:g} min each", flush=True)

@@ -16,8 +16,7 @@ from seqgate.compare.demo import DEMO_OUTPUT
 from seqgate.errors import UserError
 from seqgate.data.prepare import DEFAULT_SPLIT
 from seqgate.data.roll import DEFAULT_FRAMES_PER_QUARTER, HIGHEST_PITCH, LOWEST_PITCH
-from seqgate.settings import (DEFAULT_PARAMS, RECIPES, SAMPLE_BARS, SAMPLE_PROGRAM, SAMPLE_TEMPERATURE,
-                              SAMPLE_VELOCITY, TrainConfig)
+from seqgate.settings import DEFAULT_PARAMS, RECIPES, CompareConfig, SampleConfig, TrainConfig
 
 RECIPE_HELP = "; ".join(f"{name}: {recipe.summary}" for name, recipe in RECIPES.items())
 
@@ -256,18 +255,18 @@ def evaluate(
 @app.command()
 def sample(
     output: Path = typer.Option(Path("sample.mid"), "-o", "--output", help="MIDI file to write."),
-    n: int = typer.Option(1, "-n", help="Number of pieces (out-1.mid ... out-N.mid when above 1)."),
+    n: int = typer.Option(SampleConfig.n, "-n", help="Number of pieces (out-1.mid ... out-N.mid when above 1)."),
     run: Optional[Path] = typer.Option(None, "--run", help="Run folder (default: the run trained last)."),
     frames: Optional[int] = typer.Option(None, "--frames", help="New frames per piece."),
-    bars: Optional[int] = typer.Option(None, "--bars", help=f"New 4/4 bars per piece (default {SAMPLE_BARS})."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the draws: the same seed writes the same files."),
-    temperature: float = typer.Option(SAMPLE_TEMPERATURE, "--temperature", help="Below 1: safer; above 1: wilder."),
+    bars: Optional[int] = typer.Option(None, "--bars", help=f"New 4/4 bars per piece (default {SampleConfig.default_bars})."),
+    seed: int = typer.Option(SampleConfig.seed, "--seed", help="Seed of the draws: the same seed writes the same files."),
+    temperature: float = typer.Option(SampleConfig.temperature, "--temperature", help="Below 1: safer; above 1: wilder."),
     primer: Optional[Path] = typer.Option(None, "--primer", help="MIDI file whose roll is fed first."),
     primer_frames: Optional[int] = typer.Option(None, "--primer-frames", help="Use only the first N frames of the primer."),
-    primer_in_output: bool = typer.Option(True, "--primer-in-output/--no-primer-in-output", help="Start each output with the primer."),
+    primer_in_output: bool = typer.Option(SampleConfig.primer_in_output, "--primer-in-output/--no-primer-in-output", help="Start each output with the primer."),
     qpm: Optional[float] = typer.Option(None, "--qpm", help="Tempo (default: the training corpus's median, else 120)."),
-    program: int = typer.Option(SAMPLE_PROGRAM, "--program", help="General MIDI program (0 = piano)."),
-    velocity: int = typer.Option(SAMPLE_VELOCITY, "--velocity", help="MIDI velocity of every note (1-127)."),
+    program: int = typer.Option(SampleConfig.program, "--program", help="General MIDI program (0 = piano)."),
+    velocity: int = typer.Option(SampleConfig.velocity, "--velocity", help="MIDI velocity of every note (1-127)."),
     max_polyphony: Optional[int] = typer.Option(None, "--max-polyphony", help="At most K keys per frame (nade: the lowest K drawn; bernoulli: the K most probable drawn)."),
     png: bool = typer.Option(False, "--png", help="Also write a piano-roll picture of each output."),
     wav: bool = typer.Option(False, "--wav", help="Also render each output to a WAV file beside it, to listen to."),
@@ -285,10 +284,11 @@ def sample(
             raise UserError(f"-o {output} names the MIDI file; with --wav the audio goes beside it, "
                             f"so give -o a .mid name")
         soundfont = check_can_render(soundfont)  # before sampling, so a missing one wastes no work
-    report = sampling.sample_to_midi(
-        run, output, n=n, frames=frames, bars=bars, seed=seed, temperature=temperature, primer=primer,
+    settings = SampleConfig(
+        n=n, frames=frames, bars=bars, seed=seed, temperature=temperature, primer=primer,
         primer_frames=primer_frames, primer_in_output=primer_in_output, qpm=qpm, program=program,
-        velocity=velocity, max_polyphony=max_polyphony, png=png, console=console)
+        velocity=velocity, max_polyphony=max_polyphony, png=png).validate()
+    report = sampling.sample_to_midi(run, output, settings, console=console)
     console.print(sampling.statistics_table(report.results, report.train_stats))
     rendered = []
     for result in report.results:
@@ -309,14 +309,14 @@ def compare_command(
     data: Path = typer.Option(DEFAULT_DATASET, "--data", "-d", help="Dataset file from `seqgate prepare`."),
     head: str = typer.Option(TrainConfig.head, "--head", help="Output head of every cell: nade, bernoulli, or both as bernoulli,nade (one row per cell and head)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output folder (default runs/compare-<cells>, plus -<heads> with several heads)."),
-    params: int = typer.Option(DEFAULT_PARAMS, "--params", help="Parameter budget for every cell; each hidden size is solved for it."),
-    seeds: int = typer.Option(1, "--seeds", help="Runs per cell, seeds 0..K-1; the table shows mean ± std."),
-    max_epochs: int = typer.Option(TrainConfig.max_epochs, "--max-epochs", envvar="SEQGATE_MAX_EPOCHS", help="Per run."),
+    params: int = typer.Option(CompareConfig.params, "--params", help="Parameter budget for every cell; each hidden size is solved for it."),
+    seeds: int = typer.Option(CompareConfig.seeds, "--seeds", help="Runs per cell, seeds 0..K-1; the table shows mean ± std."),
+    max_epochs: int = typer.Option(CompareConfig.max_epochs, "--max-epochs", envvar="SEQGATE_MAX_EPOCHS", help="Per run."),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", envvar="SEQGATE_MAX_MINUTES", help="Per run."),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="Runs trained at once, each in its own process."),
-    recipe: str = typer.Option(TrainConfig.recipe, "--recipe", help=RECIPE_HELP + "."),
-    device: str = typer.Option(TrainConfig.device, "--device", help="auto, cpu or cuda."),
-    paper: bool = typer.Option(False, "--paper", help="Show Chung et al. 2014's Table 2 numbers beside these (benchmark corpora only)."),
+    jobs: int = typer.Option(CompareConfig.jobs, "--jobs", "-j", help="Runs trained at once, each in its own process."),
+    recipe: str = typer.Option(CompareConfig.recipe, "--recipe", help=RECIPE_HELP + "."),
+    device: str = typer.Option(CompareConfig.device, "--device", help="auto, cpu or cuda."),
+    paper: bool = typer.Option(CompareConfig.paper, "--paper", help="Show Chung et al. 2014's Table 2 numbers beside these (benchmark corpora only)."),
 ) -> None:
     """Train several cells under the same conditions: one table (the paper's Table 2), one set of curves."""
     from seqgate.compare.compare import compare
@@ -324,10 +324,11 @@ def compare_command(
     from seqgate.training.train import Interrupted
 
     try:
-        result = compare(
-            cells, heads=[h.strip() for h in head.split(",") if h.strip()], data=data, output=output, params=params, seeds=seeds, max_epochs=max_epochs,
-            max_minutes=max_minutes, jobs=jobs, recipe=recipe, device=device, paper=paper,
-            console=console, display_factory=TrainDisplay)
+        settings = CompareConfig(
+            cells=tuple(cells), heads=tuple(h.strip() for h in head.split(",") if h.strip()), data=str(data),
+            output=output, params=params, seeds=seeds, max_epochs=max_epochs, max_minutes=max_minutes,
+            jobs=jobs, recipe=recipe, device=device, paper=paper)
+        result = compare(settings, console=console, display_factory=TrainDisplay)
     except Interrupted as stopped:
         Console(stderr=True).print(f"interrupted ({stopped}); run the same command again to continue: "
                                    "finished runs are reused, unfinished ones resume from last.pt")

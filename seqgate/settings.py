@@ -1,21 +1,21 @@
-"""Settings and their defaults, each written once: the command line, train, compare and the demo
-all read them from here. Nothing here imports torch, so the command line starts fast.
+"""The settings records of the commands (TrainConfig, SampleConfig, CompareConfig, PrepareConfig)
+and their defaults: the command line takes its defaults from them, and each record's validate()
+is the one check of its values. Nothing here imports torch at import time, so the command line
+starts fast.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field, fields, replace
 
 from seqgate.data.dataset import DEFAULT_DATASET
 from seqgate.errors import UserError
 
 DEFAULT_PARAMS = 20_000  # the paper's Table 1 budget
-# The output distribution of a frame, one of heads.HEADS: "nade" (RNN-NADE), measured better than
-# the paper's independent "bernoulli" keys on JSB and Nottingham at 20k parameters.
+# The output distribution of a frame, one of heads.HEADS: "nade" (RNN-NADE) rather than the
+# paper's independent "bernoulli" keys (the README's results compare the two).
 DEFAULT_HEAD = "nade"
-# Under a parameter budget a NADE head gets this many hidden units per recurrent unit: the split of
-# a 32-unit GRU with a 24-unit NADE, which reached 5.59 nats on JSB at 19,632 parameters.
-NADE_UNITS_PER_HIDDEN = 0.75
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class TrainConfig:
     hidden: int | None = None
     params: int | None = None  # with hidden unset: DEFAULT_PARAMS
     head: str = DEFAULT_HEAD
-    nade_hidden: int | None = None  # NADE hidden units; None: NADE_UNITS_PER_HIDDEN x hidden
+    nade_hidden: int | None = None  # NADE hidden units; None: sizing.NADE_UNITS_PER_HIDDEN x hidden
     layers: int = 1
     dropout: float = 0.0
     recipe: str = "default"
@@ -65,7 +65,7 @@ class TrainConfig:
     def resolved_sizes(self, onsets: bool = False) -> tuple[int, int]:
         """(recurrent hidden units, head size): as given, or solved for the parameter budget
         (onsets: for onset-aware data, whose frames are twice as wide in and out)."""
-        from seqgate.model.network import head_size_for, hidden_for_params
+        from seqgate.model.sizing import head_size_for, hidden_for_params
 
         if self.nade_hidden is not None and self.nade_hidden <= 0:
             raise UserError("--nade-hidden must be positive")
@@ -84,7 +84,8 @@ class TrainConfig:
         return self.weight_noise if self.weight_noise is not None else RECIPES[self.recipe].weight_noise
 
     def validate(self) -> None:
-        from seqgate.model.network import check_cell, check_head
+        from seqgate.model.cells import check_cell
+        from seqgate.model.heads import check_head
 
         self.cell = check_cell(self.cell)
         self.head = check_head(self.head)
@@ -101,9 +102,124 @@ class TrainConfig:
             raise UserError(f"unknown device {self.device!r}; choose auto, cpu or cuda")
 
 
-# `seqgate sample`: the length of a piece when none is given, and how a bar is counted.
+# TrainConfig fields that compare sets itself, the same way for every cell (the rest may be given
+# as train_options).
+COMPARE_SETS = ("cell", "head", "data", "seed", "params", "hidden", "recipe", "device", "max_epochs",
+                "max_minutes")
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """Every setting of `seqgate compare` and its default; validate() checks them all, once."""
+
+    cells: tuple = ()  # of cells.CELLS
+    heads: tuple = (DEFAULT_HEAD,)  # several: one row per cell and head
+    data: str = str(DEFAULT_DATASET)
+    output: str | None = None  # None: runs/compare-<cells>[-<heads>]
+    params: int = DEFAULT_PARAMS  # the budget every cell's hidden size is solved for
+    seeds: int = 1  # seeds 0..seeds-1 per cell
+    max_epochs: int = TrainConfig.max_epochs  # per run
+    max_minutes: float | None = None  # per run
+    jobs: int = 1  # runs trained at once, each in its own process
+    recipe: str = TrainConfig.recipe
+    device: str = TrainConfig.device
+    paper: bool = False  # Chung et al. 2014's numbers beside these (benchmark corpora only)
+    train_options: dict = field(default_factory=dict)  # further TrainConfig fields, for every cell
+
+    def validate(self) -> "CompareConfig":
+        """The settings with cells and heads in their canonical names; UserError for any bad one."""
+        from seqgate.model.cells import check_cell
+        from seqgate.model.heads import check_head
+
+        heads = tuple(check_head(head) for head in self.heads) or (DEFAULT_HEAD,)
+        if len(set(heads)) < len(heads):
+            raise UserError("a head is named twice")
+        cells = tuple(check_cell(cell) for cell in self.cells)
+        if not cells:
+            raise UserError("name at least one cell to compare: tanh, gru or lstm")
+        repeated = sorted({cell for cell in cells if cells.count(cell) > 1})
+        if repeated:
+            raise UserError(f"cell {repeated[0]} is named twice; use --seeds for repeated runs")
+        for name in ("seeds", "jobs"):
+            if not _whole(getattr(self, name)) or getattr(self, name) < 1:
+                raise UserError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        given = set(self.train_options)
+        unknown = sorted((given - {f.name for f in fields(TrainConfig)}) | (given & set(COMPARE_SETS)))
+        if unknown:
+            raise ValueError(f"not TrainConfig options (or set by compare itself): {', '.join(unknown)}")
+        return replace(self, cells=cells, heads=heads, data=str(self.data),
+                       output=None if self.output is None else str(self.output))
+
+    def train_configs(self, data_path: str) -> list[TrainConfig]:
+        """One TrainConfig per cell, head and seed, each validated, with the recipe's learning
+        rate and weight noise written out: a run trained before a recipe's defaults changed must
+        not look equal to one trained after."""
+        configs = []
+        for cell in self.cells:
+            for head in self.heads:
+                for seed in range(self.seeds):
+                    config = TrainConfig(cell=cell, head=head, data=data_path, params=self.params,
+                                         recipe=self.recipe, device=self.device, seed=seed,
+                                         max_epochs=self.max_epochs, max_minutes=self.max_minutes,
+                                         **self.train_options)
+                    config.validate()
+                    config.lr, config.weight_noise = config.recipe_lr(), config.recipe_weight_noise()
+                    configs.append(config)
+        return configs
+
+
+# `seqgate sample`: how a bar is counted.
 QUARTERS_PER_BAR = 4  # bars are counted in 4/4: the rolls keep no metre
-SAMPLE_BARS = 16
-SAMPLE_TEMPERATURE = 1.0
-SAMPLE_PROGRAM = 0  # General MIDI acoustic grand piano
-SAMPLE_VELOCITY = 80
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """Every setting of `seqgate sample` and its default; validate() checks them all, once."""
+
+    n: int = 1  # pieces
+    frames: int | None = None  # new frames per piece; wins over bars
+    bars: int | None = None  # new 4/4 bars per piece; neither given: default_bars
+    seed: int = 0
+    temperature: float = 1.0  # below 1: safer; above 1: wilder
+    primer: str | None = None  # a MIDI file whose roll every piece continues
+    primer_frames: int | None = None  # only the primer's first N frames
+    primer_in_output: bool = True
+    qpm: float | None = None  # None: the training corpus's median tempo, else 120
+    program: int = 0  # General MIDI acoustic grand piano
+    velocity: int = 80
+    max_polyphony: int | None = None
+    png: bool = False  # a piano-roll picture beside each file
+
+    default_bars = 16
+
+    def validate(self) -> "SampleConfig":
+        def at_least_one(value) -> bool:
+            return value is None or _whole(value) and value >= 1
+
+        for name, flag in (("n", "-n"), ("frames", "--frames"), ("bars", "--bars"),
+                           ("primer_frames", "--primer-frames"), ("max_polyphony", "--max-polyphony")):
+            if not at_least_one(getattr(self, name)) or (name == "n" and self.n is None):
+                raise UserError(f"{flag} must be at least 1, got {getattr(self, name)}")
+        if not _finite(self.temperature) or not self.temperature > 0:
+            raise UserError(f"--temperature must be a positive number, got {self.temperature:g}")
+        if not (_whole(self.program) and 0 <= self.program <= 127):
+            raise UserError(f"--program must be a General MIDI program 0..127, got {self.program}")
+        if not (_whole(self.velocity) and 1 <= self.velocity <= 127):
+            raise UserError(f"--velocity must be 1..127, got {self.velocity}")
+        if self.qpm is not None and not (_finite(self.qpm) and self.qpm > 0):
+            raise UserError(f"--qpm must be a positive tempo, got {self.qpm}")
+        return self
+
+    def frames_for(self, frames_per_beat: int) -> int:
+        """New frames per piece on a grid of `frames_per_beat` frames a quarter note."""
+        if self.frames is not None:
+            return int(self.frames)
+        return int(self.bars if self.bars is not None else self.default_bars) * QUARTERS_PER_BAR * frames_per_beat
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -87,7 +87,8 @@ def make_tiny_dataset(path, *, pieces_per_split=(12, 4, 4), seed=0, frames_per_q
     onsets: an onset-aware file, whose held bass is struck again halfway."""
     import numpy as np
 
-    from seqgate.data.dataset import Dataset, save_dataset
+    from seqgate.data.dataset import Dataset
+    from seqgate.data.writer import save_dataset
 
     rng = np.random.default_rng(seed)
     rolls, struck, splits, names = [], [], [], []

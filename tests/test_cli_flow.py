@@ -113,7 +113,7 @@ def test_onsets_prepare_train_sample_keeps_the_repeated_notes_the_model_draws(tm
     for said in (results[1].stdout, results[3].stdout):  # train's summary and evaluate label the NLL
         assert "not the 88-key benchmark NLL" in " ".join(said.split())
     # The frames the model drew (the same seed and defaults as the command) against out.mid.
-    from seqgate.model.network import load_model
+    from seqgate.training.runs import load_model
     from seqgate.data.roll import N_KEYS, read_midi_roll, roll_to_notes
     from seqgate.music.sample import generate
 

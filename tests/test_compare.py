@@ -11,11 +11,14 @@ from rich.console import Console
 
 from conftest import make_tiny_dataset
 from seqgate.compare.compare import compare
+from seqgate.settings import CompareConfig
 from seqgate.compare.report import results_table
-from seqgate.data.dataset import Dataset, save_dataset
+from seqgate.data.dataset import Dataset
+from seqgate.data.writer import save_dataset
 from seqgate.errors import UserError
 from seqgate.training.evaluate import evaluate_run
-from seqgate.model.network import hidden_for_params
+from seqgate.training.runs import Run
+from seqgate.model.sizing import hidden_for_params
 
 TINY = dict(params=2000, max_epochs=2, train_options={"batch_size": 4, "window": 24})
 
@@ -46,7 +49,7 @@ def compared(tmp_path_factory):
     """gru and lstm compared once on the tiny corpus; tests that change the folder copy it first."""
     root = tmp_path_factory.mktemp("compared")
     data = make_tiny_dataset(root / "tiny.npz")
-    result = compare(["gru", "lstm"], data=data, output=root / "cmp", **TINY)
+    result = compare(CompareConfig(cells=["gru", "lstm"], data=data, output=root / "cmp", **TINY))
     return data, root / "cmp", result
 
 
@@ -65,7 +68,7 @@ def test_report_numbers_agree_with_evaluate(compared):
     assert [row["cell"] for row in results["cells"]] == ["gru", "lstm"]
     for row in results["cells"]:
         run = out / f"{row['cell']}-seed0"
-        assert row["hidden"] == hidden_for_params(row["cell"], 2000)
+        assert row["hidden"] == hidden_for_params(row["cell"], 2000, head="nade")
         for split in ("train", "valid", "test"):
             assert math.isclose(row[f"{split}_nll"]["mean"], evaluate_run(run, None, split)["nll"], rel_tol=1e-9)
             assert row[f"{split}_nll"]["std"] is None  # one seed: no spread to show
@@ -91,7 +94,7 @@ def test_each_cell_reports_muspy_measures_of_its_samples_beside_the_corpus(compa
     results = json.loads((out / "results.json").read_text())
     report = (out / "report.md").read_text()
     for row in results["cells"]:
-        expected = sample_statistics(out / f"{row['cell']}-seed0", SAMPLE_PIECES, seed=0)
+        expected = sample_statistics(*Run(out / f"{row['cell']}-seed0").load_model(), SAMPLE_PIECES, seed=0)
         for key in SAMPLE_MEASURES:
             if expected[key] is None:
                 assert row[f"sample_{key}"]["mean"] is None
@@ -109,7 +112,7 @@ def test_finished_runs_with_the_same_settings_are_reused_untouched(compared, tmp
     data, out, first = copy_of(compared, tmp_path)
     before = mtimes(out)
     console = recording_console()
-    again = compare(["gru", "lstm"], data=data, output=out, console=console, **TINY)
+    again = compare(CompareConfig(cells=["gru", "lstm"], data=data, output=out, **TINY), console=console)
     assert [run.action for run in again.runs] == ["reused", "reused"]
     assert mtimes(out) == before  # nothing retrained
     assert "reusing the finished run" in console.file.getvalue()
@@ -120,7 +123,7 @@ def test_an_interrupted_run_with_the_same_settings_resumes(compared, tmp_path):
     data, out, _ = copy_of(compared, tmp_path)
     config_path = out / "gru-seed0" / "config.json"
     config_path.write_text(config_path.read_text().replace('"status": "finished"', '"status": "interrupted"'))
-    resumed = compare(["gru", "lstm"], data=data, output=out, **TINY)
+    resumed = compare(CompareConfig(cells=["gru", "lstm"], data=data, output=out, **TINY))
     assert [run.action for run in resumed.runs] == ["resumed", "reused"]
     assert json.loads(config_path.read_text())["status"] == "finished"
 
@@ -128,7 +131,7 @@ def test_an_interrupted_run_with_the_same_settings_resumes(compared, tmp_path):
 def test_a_changed_setting_trains_into_a_fresh_folder_and_keeps_the_old(compared, tmp_path):
     data, out, _ = copy_of(compared, tmp_path)
     before = mtimes(out)
-    changed = compare(["gru"], data=data, output=out, **{**TINY, "max_epochs": 1})
+    changed = compare(CompareConfig(cells=["gru"], data=data, output=out, **{**TINY, "max_epochs": 1}))
     assert changed.runs[0].action == "trained" and changed.runs[0].run_dir.name == "gru-seed0-2"
     after = mtimes(out)
     assert {k: after[k] for k in before} == before
@@ -137,8 +140,7 @@ def test_a_changed_setting_trains_into_a_fresh_folder_and_keeps_the_old(compared
 
 def test_two_seeds_give_mean_and_std_and_paper_says_when_data_is_no_benchmark(tiny_dataset, tmp_path):
     console = recording_console()
-    result = compare(["gru"], data=tiny_dataset, output=tmp_path / "cmp", seeds=2, paper=True,
-                     console=console, **TINY)
+    result = compare(CompareConfig(cells=["gru"], data=tiny_dataset, output=tmp_path / "cmp", seeds=2, paper=True, **TINY), console=console)
     assert sorted(run.run_dir.name for run in result.runs) == ["gru-seed0", "gru-seed1"]
     assert "not one of the four benchmark corpora" in console.file.getvalue()
     assert not result.paper
@@ -159,7 +161,7 @@ def test_two_seeds_give_mean_and_std_and_paper_says_when_data_is_no_benchmark(ti
 def test_paper_numbers_stand_beside_the_measured_ones_on_a_benchmark(tmp_path):
     data = tmp_path / "jsb-shaped.npz"
     save_dataset(fake_dataset((229, 76, 77)), data)
-    result = compare(["gru"], data=data, output=tmp_path / "cmp", paper=True, params=2000, max_epochs=1)
+    result = compare(CompareConfig(cells=["gru"], data=data, output=tmp_path / "cmp", paper=True, params=2000, max_epochs=1))
     assert result.paper and result.benchmark.name == "JSB Chorales"
     assert result.rows[0]["paper"] == {"train": 6.94, "test": 8.54}
     report = (tmp_path / "cmp" / "report.md").read_text()
@@ -170,7 +172,7 @@ def test_paper_numbers_stand_beside_the_measured_ones_on_a_benchmark(tmp_path):
 
 
 def test_two_heads_give_one_row_per_cell_and_head(tiny_dataset, tmp_path):
-    result = compare(["gru"], heads=["bernoulli", "nade"], data=tiny_dataset, output=tmp_path / "cmp", **TINY)
+    result = compare(CompareConfig(cells=["gru"], heads=["bernoulli", "nade"], data=tiny_dataset, output=tmp_path / "cmp", **TINY))
     assert [(row["label"], row["head"]) for row in result.rows] == [("gru-bernoulli", "bernoulli"),
                                                                       ("gru-nade", "nade")]
     assert sorted(run.run_dir.name for run in result.runs) == ["gru-bernoulli-seed0", "gru-nade-seed0"]
@@ -180,18 +182,18 @@ def test_two_heads_give_one_row_per_cell_and_head(tiny_dataset, tmp_path):
     assert "gru-nade: NADE with" in report and "gru-bernoulli: independent Bernoulli keys" in report
     assert "--head bernoulli,nade" in report
     with pytest.raises(UserError, match="unknown head"):
-        compare(["gru"], heads=["mixture"], data=tiny_dataset, output=tmp_path / "other")
+        compare(CompareConfig(cells=["gru"], heads=["mixture"], data=tiny_dataset, output=tmp_path / "other"))
 
 
 def test_two_jobs_train_in_separate_processes(tiny_dataset, tmp_path):
     out = tmp_path / "cmp"
-    result = compare(["gru", "lstm"], data=tiny_dataset, output=out, jobs=2, **TINY)
+    result = compare(CompareConfig(cells=["gru", "lstm"], data=tiny_dataset, output=out, jobs=2, **TINY))
     assert [run.action for run in result.runs] == ["trained", "trained"]
     for cell in ("gru", "lstm"):
         log = (out / f"{cell}-seed0" / "train.log").read_text()
         assert "epoch 2" in log and "finished" in log
         assert json.loads((out / f"{cell}-seed0" / "config.json").read_text())["status"] == "finished"
-    again = compare(["gru", "lstm"], data=tiny_dataset, output=out, jobs=2, **TINY)
+    again = compare(CompareConfig(cells=["gru", "lstm"], data=tiny_dataset, output=out, jobs=2, **TINY))
     assert [run.action for run in again.runs] == ["reused", "reused"]
 
 
@@ -205,5 +207,5 @@ def test_two_jobs_train_in_separate_processes(tiny_dataset, tmp_path):
 def test_user_errors(tiny_dataset, tmp_path, cells, options, message):
     options = {"data": tiny_dataset, **options}
     with pytest.raises(UserError, match=message):
-        compare(cells, output=tmp_path / "cmp", **options)
+        compare(CompareConfig(cells=cells, output=tmp_path / "cmp", **options))
     assert not (tmp_path / "cmp").exists()

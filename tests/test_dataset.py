@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from seqgate.data.dataset import Dataset, dataset_fingerprint, load_dataset, save_dataset
+from seqgate.data.dataset import Dataset, dataset_fingerprint, load_dataset
+from seqgate.data.writer import save_dataset
 from seqgate.data.writer import DatasetWriter
 from seqgate.errors import UserError
 

@@ -56,7 +56,7 @@ def test_two_processes_agree_with_each_other_and_with_one_process_on_the_same_up
     rank1 = torch.load(weights / "rank-1.pt", weights_only=True)
     assert rank0.keys() == rank1.keys()
     assert all(torch.equal(rank0[name], rank1[name]) for name in rank0), "the ranks' weights differ"
-    alone = Run(tmp_path / "one").load_checkpoint("last.pt")["model"]
+    alone = Run(tmp_path / "one").load_checkpoint("last.pt").weights
     for name, tensor in rank0.items():
         assert torch.allclose(tensor, alone[name], atol=1e-5), name
 
@@ -83,7 +83,7 @@ def test_sigterm_to_the_torchrun_group_leaves_a_last_pt_that_resume_continues(ti
     def saved_epoch() -> int:
         # last.pt, not metrics.jsonl: an epoch's metrics line is written just before its last.pt,
         # and a signal between the two rightly leaves last.pt at the epoch before.
-        return run.load_checkpoint("last.pt")["epoch"] if run.has_checkpoint("last.pt") else 0
+        return run.load_checkpoint("last.pt").epoch if run.has_checkpoint("last.pt") else 0
 
     while saved_epoch() < 2 and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.2)
@@ -91,7 +91,7 @@ def test_sigterm_to_the_torchrun_group_leaves_a_last_pt_that_resume_continues(ti
     os.killpg(process.pid, signal.SIGTERM)
     process.communicate(timeout=120)
     assert process.returncode != 0
-    kept = run.load_checkpoint("last.pt")["epoch"]
+    kept = run.load_checkpoint("last.pt").epoch
     assert kept >= 2
 
     resumed = torchrun(*TRAIN, "--data", str(tiny_dataset), "--max-epochs", str(kept + 2),

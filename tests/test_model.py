@@ -4,7 +4,10 @@ import pytest
 import torch
 
 from seqgate.errors import UserError
-from seqgate.model.network import CELLS, NextStepModel, count_parameters, hidden_for_params, shift_right
+from seqgate.settings import DEFAULT_HEAD
+from seqgate.model.cells import CELLS
+from seqgate.model.network import NextStepModel, shift_right
+from seqgate.model.sizing import count_parameters, hidden_for_params
 from seqgate.training.runs import load_checkpoint_file as load_checkpoint
 
 
@@ -45,7 +48,7 @@ def test_params_20000_orders_the_cells_as_the_paper():
 
 def test_hidden_for_params_refuses_a_non_positive_budget():
     with pytest.raises(UserError):
-        hidden_for_params("gru", 0)
+        hidden_for_params("gru", 0, head=DEFAULT_HEAD)
 
 
 def test_shift_right_predicts_frame_zero_from_silence():
@@ -57,7 +60,7 @@ def test_shift_right_predicts_frame_zero_from_silence():
 
 def test_output_depends_only_on_earlier_frames():
     torch.manual_seed(0)
-    model = NextStepModel("gru", 8)
+    model = NextStepModel("gru", 8, head=DEFAULT_HEAD)
     rolls = (torch.rand(1, 10, 88) > 0.9).float()
     changed = rolls.clone()
     changed[0, 6:] = 1 - changed[0, 6:]

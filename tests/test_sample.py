@@ -15,9 +15,11 @@ from rich.console import Console
 
 from seqgate.music import sample
 from seqgate.errors import UserError
+from seqgate.settings import DEFAULT_HEAD, SampleConfig
 from seqgate.music.metrics import roll_statistics
 from seqgate.model.heads import RANDOM_BLOCK_FRAMES
-from seqgate.model.network import NextStepModel, load_model, shift_right
+from seqgate.model.network import NextStepModel, shift_right
+from seqgate.training.runs import load_model
 from seqgate.data.roll import read_midi_roll, roll_to_notes
 
 from conftest import scale, write_midi
@@ -32,16 +34,16 @@ def make_run(folder: Path, *, cell="gru", hidden=12, layers=1, frames_per_quarte
     output_bias shifts every key's logit: about -3 gives sparse, music-like rolls, 0 dense ones.
     """
     torch.manual_seed(seed)
-    model = NextStepModel(cell, hidden, layers)  # the default head
+    model = NextStepModel(cell, hidden, layers, head=DEFAULT_HEAD)
     model.init_output_bias(torch.sigmoid(torch.full((88,), float(output_bias))))
     train_roll = np.random.default_rng(seed).random((40, 88)) < 0.05
     data = {"roll_format": {"n_keys": 88, "lowest_pitch": lowest_pitch,
                             "frames_per_quarter": frames_per_quarter},
             "median_qpm": median_qpm, "train_stats": roll_statistics([train_roll])}
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": 1, "model_config": model.config(), "model": model.state_dict(),
+    torch.save({"format": 1, "model_config": model.config().to_dict(), "model": model.state_dict(),
                 "data": data, "epoch": 1, "valid_nll": 1.0}, folder / "best.pt")
-    (folder / "config.json").write_text(json.dumps({"model_config": model.config(), "data": data}))
+    (folder / "config.json").write_text(json.dumps({"model_config": model.config().to_dict(), "data": data}))
     return folder
 
 
@@ -163,7 +165,7 @@ def test_a_tiny_temperature_sounds_exactly_the_keys_above_one_half():
 def test_same_seed_writes_byte_identical_midi_and_another_seed_does_not(tmp_path):
     run = make_run(tmp_path / "run", output_bias=-3.0)
     for folder, seed in (("a", 7), ("b", 7), ("c", 8)):
-        sample.sample_to_midi(run, tmp_path / folder / "out.mid", n=4, seed=seed, frames=64)
+        sample.sample_to_midi(run, tmp_path / folder / "out.mid", SampleConfig(n=4, seed=seed, frames=64))
     for i in range(1, 5):
         a, b, c = ((tmp_path / folder / f"out-{i}.mid").read_bytes() for folder in "abc")
         assert a == b
@@ -172,7 +174,7 @@ def test_same_seed_writes_byte_identical_midi_and_another_seed_does_not(tmp_path
 
 def test_several_pieces_go_to_numbered_files(tmp_path):
     run = make_run(tmp_path / "run", output_bias=-3.0)
-    report = sample.sample_to_midi(run, tmp_path / "out" / "song.mid", n=4, frames=32, png=True)
+    report = sample.sample_to_midi(run, tmp_path / "out" / "song.mid", SampleConfig(n=4, frames=32, png=True))
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == [f"song-{i}.{ext}" for i in range(1, 5) for ext in ("mid", "png")]
     assert [r.path.name for r in report.results] == [f"song-{i}.mid" for i in range(1, 5)]
@@ -182,7 +184,7 @@ def test_several_pieces_go_to_numbered_files(tmp_path):
 
 def test_one_piece_goes_to_the_named_file(tmp_path):
     run = make_run(tmp_path / "run", output_bias=-3.0)
-    report = sample.sample_to_midi(run, tmp_path / "out.mid", frames=16)
+    report = sample.sample_to_midi(run, tmp_path / "out.mid", SampleConfig(frames=16))
     assert [r.path for r in report.results] == [tmp_path / "out.mid"]
     assert (tmp_path / "out.mid").is_file()
 
@@ -200,9 +202,7 @@ def test_the_primer_leads_the_output_unless_asked_not_to(tmp_path, primer_in_out
     run = make_run(tmp_path / "run", output_bias=-3.0)
     primer_path = write_midi(tmp_path / "primer.mid", [{"notes": scale(60)}])  # 8 quarters
     primer_roll = read_midi_roll(primer_path, frames_per_quarter=2).roll[:10]
-    report = sample.sample_to_midi(run, tmp_path / "out.mid", frames=24, seed=4,
-                                   primer=primer_path, primer_frames=10,
-                                   primer_in_output=primer_in_output)
+    report = sample.sample_to_midi(run, tmp_path / "out.mid", SampleConfig(frames=24, seed=4, primer=primer_path, primer_frames=10, primer_in_output=primer_in_output))
     model = load_model(run / "best.pt")[0]
     continuation = sample.generate(model, 1, 24, seed=4, primer=primer_roll)[0]
     assert report.primer_frames == 10
@@ -241,8 +241,7 @@ def _notes_symusic(path):
 
 def test_written_midi_reads_back_the_same_in_pretty_midi_mido_and_symusic(tmp_path):
     run = make_run(tmp_path / "run", output_bias=-2.5, median_qpm=93.0)
-    report = sample.sample_to_midi(run, tmp_path / "out.mid", frames=48, seed=1, program=40,
-                                   velocity=64)
+    report = sample.sample_to_midi(run, tmp_path / "out.mid", SampleConfig(frames=48, seed=1, program=40, velocity=64))
     path = report.results[0].path
     roll = _roll_of(path, 48)
     ticks_per_frame = TICKS_PER_QUARTER // 2
@@ -265,7 +264,7 @@ def test_written_midi_reads_back_the_same_in_pretty_midi_mido_and_symusic(tmp_pa
 def test_bars_count_four_quarters_on_the_runs_grid(tmp_path, frames_per_quarter, bars, expected):
     run = make_run(tmp_path / "run", frames_per_quarter=frames_per_quarter, median_qpm=None,
                    output_bias=-3.0)
-    report = sample.sample_to_midi(run, tmp_path / "out.mid", bars=bars)
+    report = sample.sample_to_midi(run, tmp_path / "out.mid", SampleConfig(bars=bars))
     assert report.results[0].frames == expected
     assert report.qpm == 120.0  # no source tempo stored: the MIDI default
 
@@ -273,13 +272,13 @@ def test_bars_count_four_quarters_on_the_runs_grid(tmp_path, frames_per_quarter,
 def test_the_run_trained_last_is_used_without_a_run(tmp_path, monkeypatch):
     make_run(tmp_path / "runs" / "only", output_bias=-3.0)
     monkeypatch.chdir(tmp_path)
-    report = sample.sample_to_midi(None, "out.mid", frames=8)
+    report = sample.sample_to_midi(None, "out.mid", SampleConfig(frames=8))
     assert report.run_dir.name == "only" and (tmp_path / "out.mid").is_file()
 
 
 def test_statistics_table_ends_with_the_training_corpus(tmp_path):
     run = make_run(tmp_path / "run", output_bias=-3.0)
-    report = sample.sample_to_midi(run, tmp_path / "out.mid", n=2, frames=16)
+    report = sample.sample_to_midi(run, tmp_path / "out.mid", SampleConfig(n=2, frames=16))
     table = sample.statistics_table(report.results, report.train_stats)
     assert [column.header for column in table.columns] == ["measure", "out-1.mid", "out-2.mid", "mean of 2",
                                                            "training corpus"]
@@ -314,7 +313,7 @@ def test_statistics_table_ends_with_the_training_corpus(tmp_path):
 def test_bad_options_are_user_errors(tmp_path, options, message):
     run = make_run(tmp_path / "run")
     with pytest.raises(UserError, match=message):
-        sample.sample_to_midi(run, tmp_path / "out.mid", **options)
+        sample.sample_to_midi(run, tmp_path / "out.mid", SampleConfig(**options))
     assert not (tmp_path / "out.mid").exists()
 
 
@@ -327,21 +326,21 @@ def test_no_trained_run_is_a_user_error(tmp_path, monkeypatch):
 def test_missing_or_unreadable_primer_is_a_user_error(tmp_path):
     run = make_run(tmp_path / "run")
     with pytest.raises(UserError, match="no such file"):
-        sample.sample_to_midi(run, tmp_path / "out.mid", primer=tmp_path / "absent.mid")
+        sample.sample_to_midi(run, tmp_path / "out.mid", SampleConfig(primer=tmp_path / "absent.mid"))
     garbage = tmp_path / "garbage.mid"
     garbage.write_bytes(b"not a midi file at all")
     with pytest.raises(UserError, match="primer .*garbage.mid"):
-        sample.sample_to_midi(run, tmp_path / "out.mid", primer=garbage)
+        sample.sample_to_midi(run, tmp_path / "out.mid", SampleConfig(primer=garbage))
     silent = write_midi(tmp_path / "silent.mid", [{"notes": []}])
     with pytest.raises(UserError, match="no notes"):
-        sample.sample_to_midi(run, tmp_path / "out.mid", primer=silent)
+        sample.sample_to_midi(run, tmp_path / "out.mid", SampleConfig(primer=silent))
 
 
 def test_primer_for_a_run_with_another_key_range_is_a_user_error(tmp_path):
     run = make_run(tmp_path / "run", lowest_pitch=36)
     primer = write_midi(tmp_path / "primer.mid", [{"notes": scale(60)}])
     with pytest.raises(UserError, match="cannot prime"):
-        sample.sample_to_midi(run, tmp_path / "out.mid", primer=primer)
+        sample.sample_to_midi(run, tmp_path / "out.mid", SampleConfig(primer=primer))
 
 
 def test_unwritable_output_folder_is_a_user_error(tmp_path):
@@ -349,7 +348,7 @@ def test_unwritable_output_folder_is_a_user_error(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("in the way")
     with pytest.raises(UserError, match="output folder"):
-        sample.sample_to_midi(run, blocker / "out.mid", frames=8)
+        sample.sample_to_midi(run, blocker / "out.mid", SampleConfig(frames=8))
 
 
 def test_generate_rejects_a_primer_of_the_wrong_width():

@@ -13,7 +13,7 @@ import torch
 from seqgate.errors import UserError
 from seqgate.model.network import NextStepModel, shift_right
 from seqgate.training.runs import Run
-from seqgate.settings import TrainConfig
+from seqgate.settings import DEFAULT_HEAD, TrainConfig
 from seqgate.training.train import train
 
 
@@ -36,7 +36,7 @@ def tiny_config(data, **changes):
 
 def test_padding_never_changes_the_loss():
     torch.manual_seed(0)
-    model = NextStepModel("lstm", 6)
+    model = NextStepModel("lstm", 6, head=DEFAULT_HEAD)
     short = (torch.rand(1, 5, 88) > 0.8).float()
     long = (torch.rand(1, 9, 88) > 0.8).float()
     alone, _ = frame_nll(model, short)

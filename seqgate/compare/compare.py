@@ -20,15 +20,16 @@ last.pt. Any other folder in the way is left as it is and the run is trained ane
 folder beside it (gru-seed0-2, ...): nothing is ever overwritten or deleted, and a changed setting
 (say --max-epochs) never silently reuses a run trained under another.
 
---jobs N trains N runs at once in spawned processes (jobs.py), with the exact same TrainConfig.
-Runs trained with different thread counts can differ in the last digits. With one job, training
-happens in this process with the caller's display.
+--jobs N trains N runs at once in spawned processes (jobs.py), with the exact same TrainConfig;
+each process reads the dataset itself. Runs trained with different thread counts can differ in the
+last digits. With one job, training happens in this process, on the dataset compare has read, with
+the caller's display.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ from seqgate.errors import UserError
 from seqgate.music.metrics import SAMPLE_MEASURES
 from seqgate.training.runs import DEFAULT_RUNS_DIR, Run, compare_runs, new_compare_run
 from seqgate.music.sample import sample_statistics
-from seqgate.settings import DEFAULT_PARAMS, TrainConfig
+from seqgate.settings import CompareConfig
 
 # Pieces of 16 bars each run samples for its row of MusPy's measures: enough that the mean is
 # steady, few enough to cost a second or two per run.
@@ -106,48 +107,21 @@ class Comparison:
     files: dict[str, Path]  # report, results, curves
 
 
-def compare(cells: list[str], *, heads: list[str] | None = None,
-            data: str | os.PathLike = DEFAULT_DATASET,
-            output: str | os.PathLike | None = None, params: int | None = None, seeds: int = 1,
-            max_epochs: int | None = None, max_minutes: float | None = None, jobs: int = 1,
-            recipe: str = TrainConfig.recipe, device: str = TrainConfig.device, paper: bool = False,
-            train_options: dict | None = None, console: Console | None = None,
-            display_factory=None) -> Comparison:
+def compare(settings: CompareConfig, console: Console | None = None, display_factory=None) -> Comparison:
     """Train every cell (with every head) for seeds 0..seeds-1 under one config, evaluate, write
-    the report.
-
-    heads: output heads to give every cell (default: TrainConfig's); several make one row per
-    cell and head.
-    params: the parameter budget each cell's hidden size is solved for (default 20000).
-    max_epochs / max_minutes: limits per run (default: TrainConfig's). jobs: runs trained at once.
-    train_options: further TrainConfig fields, the same for every cell (e.g. batch_size).
-    display_factory(max_epochs) -> a training display (see cli.TrainDisplay), used with one job.
-    """
+    the report. display_factory(max_epochs) -> a training display (see cli.TrainDisplay), used
+    with one job. The dataset is read once, and each run's best.pt once."""
     from seqgate.data.dataset import load_dataset
-    from seqgate.training.evaluate import evaluate_run
-    from seqgate.model.network import check_cell, check_head
+    from seqgate.training.evaluate import evaluate_model
 
     console = console or Console(quiet=True)
-    heads = [check_head(str(head)) for head in (heads or [TrainConfig.head])]
-    if len(set(heads)) < len(heads):
-        raise UserError("a head is named twice")
-    cells = [check_cell(str(cell)) for cell in cells]
-    if not cells:
-        raise UserError("name at least one cell to compare: tanh, gru or lstm")
-    repeated = sorted({cell for cell in cells if cells.count(cell) > 1})
-    if repeated:
-        raise UserError(f"cell {repeated[0]} is named twice; use --seeds for repeated runs")
-    if int(seeds) < 1:
-        raise UserError(f"--seeds must be at least 1, got {seeds}")
-    if int(jobs) < 1:
-        raise UserError(f"--jobs must be at least 1, got {jobs}")
-    seeds, jobs = int(seeds), int(jobs)
-    output = Path(output) if output is not None else default_output(cells, heads)
+    settings = settings.validate()
+    cells, heads = list(settings.cells), list(settings.heads)
+    output = Path(settings.output) if settings.output is not None else default_output(cells, heads)
     if output.exists() and not output.is_dir():
         raise UserError(f"cannot write the comparison to {output}: it is a file")
-    params = DEFAULT_PARAMS if params is None else int(params)
 
-    data = Path(data)
+    data = Path(settings.data)
     dataset = load_dataset(data)
     if not dataset.indices("train") or not dataset.indices("valid"):
         raise UserError(f"{data} needs training and validation pieces to train on")
@@ -155,42 +129,22 @@ def compare(cells: list[str], *, heads: list[str] | None = None,
         raise UserError(f"{data} has no test pieces; the comparison reports test NLL")
     benchmark = recognise_dataset(dataset)
     notes = []
-    if paper and benchmark is None:
+    if settings.paper and benchmark is None:
         counts = "/".join(str(len(dataset.indices(s))) for s in SPLITS)
         notes.append(f"--paper: {data} is not one of the four benchmark corpora (its pieces "
                      f"train/valid/test are {counts}); the paper's numbers are left out")
         console.print(notes[-1])
     fingerprint = dataset_fingerprint(dataset)
     onsets = dataset.onsets is not None
-    del dataset
 
-    extra = dict(train_options or {})
-    known = {f.name for f in fields(TrainConfig)}
-    for name in ("cell", "head", "data", "seed", "params", "hidden", "recipe", "device", "max_epochs",
-                 "max_minutes"):
-        known.discard(name)
-    unknown = sorted(set(extra) - known)
-    if unknown:
-        raise ValueError(f"not TrainConfig options (or set by compare itself): {', '.join(unknown)}")
-    limits = {"max_minutes": max_minutes}
-    if max_epochs is not None:
-        limits["max_epochs"] = int(max_epochs)
-    configs = []
-    for cell in cells:
-        for head in heads:
-            for seed in range(seeds):
-                config = TrainConfig(cell=cell, head=head, data=str(data.resolve()), params=params,
-                                     recipe=recipe, device=device, seed=seed, **limits, **extra)
-                config.validate()
-                config.resolved_hidden(onsets)  # a bad budget fails now, not after other cells trained
-                # Written out, not left to "the recipe's own": a run trained before the recipe's
-                # defaults changed must not look equal to one trained after.
-                config.lr, config.weight_noise = config.recipe_lr(), config.recipe_weight_noise()
-                configs.append(config)
+    configs = settings.train_configs(str(data.resolve()))
+    # Solved once per run, here: a bad budget fails now, not after other cells trained.
+    hidden_sizes = [config.resolved_hidden(onsets) for config in configs]
     labels = [run_label(config.cell, config.head, heads) for config in configs]
 
     output.mkdir(parents=True, exist_ok=True)
-    planned = [_plan(config, label, output, fingerprint, onsets) for config, label in zip(configs, labels)]
+    planned = [_plan(config, label, output, fingerprint, hidden)
+               for config, label, hidden in zip(configs, labels, hidden_sizes)]
     to_train = []
     for config, label, (run_dir, action) in zip(configs, labels, planned):
         if action == "reused":
@@ -198,28 +152,29 @@ def compare(cells: list[str], *, heads: list[str] | None = None,
         else:
             Run(run_dir).write_marker(fingerprint, config.data)
             to_train.append((config, run_dir, action == "resumed"))
-    if jobs == 1 or len(to_train) <= 1:
-        _train_here(to_train, console, display_factory)
+    if settings.jobs == 1 or len(to_train) <= 1:
+        _train_here(to_train, dataset, console, display_factory)
     else:
-        train_in_processes(to_train, min(jobs, len(to_train)), console)
+        train_in_processes(to_train, min(settings.jobs, len(to_train)), console)
 
     runs = []
     with console.status("evaluating the best checkpoint of every run on train, valid and test, "
                         "and sampling from it"):
         for config, label, (run_dir, action) in zip(configs, labels, planned):
-            summary = Run(run_dir).read_config()
-            runs.append(RunResult(config.cell, config.head, label, config.seed, run_dir, action, summary,
-                                  {split: evaluate_run(run_dir, None, split) for split in SPLITS},
-                                  sample_statistics(run_dir, SAMPLE_PIECES, seed=config.seed)))
+            run = Run(run_dir)
+            model, checkpoint = run.load_model("best.pt")
+            evaluation = {split: evaluate_model(model, checkpoint, dataset, split, data) for split in SPLITS}
+            runs.append(RunResult(config.cell, config.head, label, config.seed, run_dir, action,
+                                  run.read_config(), evaluation,
+                                  sample_statistics(model, checkpoint, SAMPLE_PIECES, seed=config.seed)))
 
-    shown_paper = paper and benchmark is not None
+    shown_paper = settings.paper and benchmark is not None
     rows = [_cell_row(cell, head, [r for r in runs if r.cell == cell and r.head == head],
                       benchmark.paper.get(cell) if shown_paper else None)
             for cell in cells for head in heads]
-    command = equivalent_command(cells, heads, data, output, params, seeds, configs[0], jobs, paper, extra)
-    comparison = Comparison(output=output, cells=cells, heads=heads, seeds=seeds, runs=runs, rows=rows,
+    comparison = Comparison(output=output, cells=cells, heads=heads, seeds=settings.seeds, runs=runs, rows=rows,
                             data=data, benchmark=benchmark, paper=shown_paper,
-                            notes=notes, command=command,
+                            notes=notes, command=equivalent_command(replace(settings, output=str(output))),
                             files={"report": output / "report.md", "results": output / "results.json",
                                    "curves": output / "curves.png"})
     write_outputs(comparison, fingerprint, configs[0])
@@ -228,9 +183,9 @@ def compare(cells: list[str], *, heads: list[str] | None = None,
 
 # ----------------------------------------------------------------------------- which folder
 
-def _plan(config, label: str, output: Path, fingerprint: str, onsets: bool) -> tuple[Path, str]:
+def _plan(config, label: str, output: Path, fingerprint: str, hidden: int) -> tuple[Path, str]:
     """(run folder, "reused" | "resumed" | "trained") for one cell and seed; see the module doc."""
-    wanted, hidden = asdict(config), config.resolved_hidden(onsets)
+    wanted = asdict(config)
     for run in compare_runs(output, label, config.seed):
         action = run.reuse_action(wanted, fingerprint, hidden)
         if action is not None:
@@ -240,14 +195,14 @@ def _plan(config, label: str, output: Path, fingerprint: str, onsets: bool) -> t
 
 # ----------------------------------------------------------------------------- training
 
-def _train_here(to_train: list, console: Console, display_factory) -> None:
+def _train_here(to_train: list, dataset, console: Console, display_factory) -> None:
     from seqgate.training.train import train
 
     for config, run_dir, resume in to_train:
         if resume:
             console.print(f"{config.cell} seed {config.seed}: resuming the unfinished run {run_dir}")
         display = display_factory(config.max_epochs) if display_factory else None
-        train(config, run_dir, resume=resume, display=display)
+        train(config, run_dir, resume=resume, display=display, dataset=dataset)
 
 
 # ----------------------------------------------------------------------------- the numbers

@@ -15,10 +15,8 @@ from rich.console import Console
 
 DEMO_OUTPUT = Path("seqgate-demo")
 DEMO_CELLS = ("gru", "lstm")
-# Limits per run. The time limit bounds the whole demo at about 2 x 1 minute of training plus
-# ~15 s of start-up, preparing, evaluating, plotting and sampling, under 3 minutes on a 2-core CPU.
-# Measured on a busy 2-core machine: early stopping (patience 20) ends both runs first, after
-# ~100-200 epochs of ~0.05-0.1 s, and the whole demo takes under a minute.
+# Limits per run: early stopping usually ends a run first; the time limit bounds the demo at about
+# two minutes of training whatever the machine.
 DEMO_MAX_EPOCHS = 300
 DEMO_MAX_MINUTES = 1.0
 
@@ -47,6 +45,7 @@ def run_demo(output: str | os.PathLike = DEMO_OUTPUT, *, max_epochs: int | None 
     from seqgate.data.dataset import DEFAULT_DATASET, SPLITS
     from seqgate.data.prepare import prepare_dataset
     from seqgate.music.sample import sample_to_midi
+    from seqgate.settings import CompareConfig, SampleConfig
 
     console = console or Console(quiet=True)
     max_epochs = DEMO_MAX_EPOCHS if max_epochs is None else max_epochs
@@ -60,15 +59,16 @@ def run_demo(output: str | os.PathLike = DEMO_OUTPUT, *, max_epochs: int | None 
     console.print(f"{prepared.source}: {pieces} pieces (train / valid / test) -> {dataset}")
 
     console.rule(f"2/3  train {' and '.join(DEMO_CELLS)} under the same conditions")
-    comparison = compare(list(DEMO_CELLS), data=dataset, output=output / f"compare-{'-'.join(DEMO_CELLS)}",
-                         params=params, max_epochs=max_epochs, max_minutes=max_minutes,
-                         train_options=train_options, console=console, display_factory=display_factory)
+    settings = CompareConfig(cells=DEMO_CELLS, data=str(dataset), output=str(output / f"compare-{'-'.join(DEMO_CELLS)}"),
+                             max_epochs=max_epochs, max_minutes=max_minutes, train_options=train_options or {},
+                             **({} if params is None else {"params": params}))
+    comparison = compare(settings, console=console, display_factory=display_factory)
 
     console.rule("3/3  sample from the better model")
     best = min(comparison.runs, key=lambda run: run.evaluation["valid"]["nll"])
     console.print(f"{best.cell} has the lowest validation NLL "
                   f"({best.evaluation['valid']['nll']:.3f}); sampling from {best.run_dir}")
-    report = sample_to_midi(best.run_dir, output / "out.mid", png=True, console=console)
+    report = sample_to_midi(best.run_dir, output / "out.mid", SampleConfig(png=True), console=console)
 
     files = [("dataset", dataset)]
     files += [(f"{run.cell} run, seed {run.seed}", run.run_dir) for run in comparison.runs]

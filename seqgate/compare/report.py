@@ -107,24 +107,25 @@ def _samples_rows(comparison) -> tuple[list[str], list[list[str]]]:
     return headings, rows
 
 
-def equivalent_command(cells, heads, data, output, params: int, seeds: int, config, jobs: int,
-                       paper: bool, extra: dict) -> str:
-    """The command line that repeats this comparison, every compare option written out."""
-    words = ["seqgate", "compare", *cells, "--head", ",".join(heads), "--data", str(data),
-             "-o", str(output),
-             "--params", str(params), "--seeds", str(seeds), "--max-epochs", str(config.max_epochs)]
-    if config.max_minutes is not None:
-        words += ["--max-minutes", f"{config.max_minutes:g}"]
-    words += ["--recipe", config.recipe]
-    if config.device != "auto":
-        words += ["--device", config.device]
-    if jobs > 1:
-        words += ["--jobs", str(jobs)]
-    if paper:
+def equivalent_command(settings) -> str:
+    """The command line that repeats a comparison (a settings.CompareConfig), every compare option
+    written out; train_options have no flag and are listed after it."""
+    words = ["seqgate", "compare", *settings.cells, "--head", ",".join(settings.heads),
+             "--data", str(settings.data), "-o", str(settings.output), "--params", str(settings.params),
+             "--seeds", str(settings.seeds), "--max-epochs", str(settings.max_epochs)]
+    if settings.max_minutes is not None:
+        words += ["--max-minutes", f"{settings.max_minutes:g}"]
+    words += ["--recipe", settings.recipe]
+    if settings.device != "auto":
+        words += ["--device", settings.device]
+    if settings.jobs > 1:
+        words += ["--jobs", str(settings.jobs)]
+    if settings.paper:
         words.append("--paper")
     command = shlex.join(words)
-    if extra:
-        command += "  (library call; also " + ", ".join(f"{k}={v!r}" for k, v in sorted(extra.items())) + ")"
+    if settings.train_options:
+        command += "  (library call; also " + ", ".join(
+            f"{k}={v!r}" for k, v in sorted(settings.train_options.items())) + ")"
     return command
 
 

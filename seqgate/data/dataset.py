@@ -162,16 +162,6 @@ class Dataset:
         return {**found, "onsets": True} if self.onsets is not None else found
 
 
-def save_dataset(dataset: Dataset, path: str | Path) -> dict:
-    """Write an in-memory dataset atomically (through dataset_writer.DatasetWriter, the one
-    writer of the format); returns DatasetWriter.finish's counts."""
-    from seqgate.data.writer import DatasetWriter
-
-    with DatasetWriter(path, onsets=dataset.onsets is not None) as writer:
-        writer.add_dataset(dataset)
-        return writer.finish(dataset.meta, dataset.names)
-
-
 # Every array a dataset file may hold: (dtype as numpy writes it, without byte order; dimensions).
 FILE_ARRAYS = {"pitches": ("u1", 1), "frame_counts": ("u1", 1), "frame_offsets": ("i8", 1),
                "piece_offsets": ("i8", 1), "split": ("u1", 1), "names": ("U", 1), "meta": ("U", 0),

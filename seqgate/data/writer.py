@@ -167,3 +167,11 @@ def _names_member(archive: zipfile.ZipFile, names, positions: np.ndarray, chunk:
         np.lib.format.write_array_header_1_0(member, header)
         for start in range(0, len(positions), chunk):
             member.write(np.array([names[p] for p in positions[start:start + chunk].tolist()], dtype=dtype).tobytes())
+
+
+def save_dataset(dataset: Dataset, path: str | Path) -> dict:
+    """Write an in-memory dataset atomically through DatasetWriter, the one writer of the format;
+    returns DatasetWriter.finish's counts."""
+    with DatasetWriter(path, onsets=dataset.onsets is not None) as writer:
+        writer.add_dataset(dataset)
+        return writer.finish(dataset.meta, dataset.names)

@@ -1,6 +1,6 @@
 """Output heads: the distribution of frame t given the recurrent state after frame t-1.
 
-Every head has the same interface, which is all the model (model.py) uses:
+Every head has the same interface, which is all the model (network.py) uses:
 
   head(features)                     the head's raw output for (batch, time, features)
   head.nll(features, targets, previous)
@@ -42,6 +42,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from seqgate.errors import UserError
 
 # Uniform numbers for this many frames are drawn in one call: one op instead of one per frame,
 # while the memory held stays bounded (256 x batch x 88 floats) however long the pieces are.
@@ -323,3 +325,11 @@ class _NADEDrawer:
 
 
 HEADS = {BernoulliHead.name: BernoulliHead, NADEHead.name: NADEHead}
+
+
+def check_head(head: str) -> str:
+    """The head's name in lower case; UserError for a head seqgate does not have."""
+    head = str(head).lower()
+    if head not in HEADS:
+        raise UserError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
+    return head

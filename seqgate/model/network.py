@@ -1,102 +1,93 @@
 """The next-step predictor: frame t-1 of a piano roll in, the distribution of frame t out.
 
-The recurrent core is torch's fused nn.RNN (tanh) / nn.GRU / nn.LSTM, which run on cuDNN on a GPU;
-cells.py writes the same equations out by hand for reference and tests. An output head (heads.py)
-turns the hidden state into a distribution over the keys of the next frame; the default Bernoulli
-head makes the keys independent given the past (the model of Chung et al. 2014 and
-Boulanger-Lewandowski et al. 2012's RNN baseline).
+The recurrent core is torch's fused layer for the cell (cells.CELLS: nn.RNN / nn.GRU / nn.LSTM),
+which runs on cuDNN on a GPU; reference.py writes the same equations out by hand for the tests. An
+output head (heads.py) turns the hidden state into a distribution over the keys of the next frame:
+the NADE head (RNN-NADE, Boulanger-Lewandowski et al. 2012) or the Bernoulli head, whose keys are
+independent given the past (the model of Chung et al. 2014).
 
 The model owns its likelihood (nll, score) and its sampling step (begin, step, drawer): train,
-evaluate and sample call these and never the core or the head.
-
-Sizes: `hidden_for_params` solves for the hidden size whose model comes closest to a parameter
-budget, so cells are compared at equal size as the paper did (Table 1).
+evaluate and sample call these and never the core or the head. What a model is, as a checkpoint
+stores it, is a ModelConfig; sizing.py says how many parameters one has.
 """
 
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Iterator
 
 import torch
 from torch import nn
 
-from seqgate.errors import UserError, is_number
-from seqgate.model.heads import HEADS, units_per_frame
 from seqgate.data.roll import N_KEYS
-from seqgate.settings import DEFAULT_HEAD, NADE_UNITS_PER_HIDDEN
+from seqgate.errors import UserError, is_number
+from seqgate.model.cells import CELLS, check_cell
+from seqgate.model.heads import HEADS, check_head, units_per_frame
+from seqgate.model.sizing import head_size_for
 
-CELLS = ("tanh", "gru", "lstm")
-CELL_FUNCTIONS = {"tanh": torch.rnn_tanh_cell, "gru": torch.gru_cell, "lstm": torch.lstm_cell}
-# Number of weight blocks per cell: one for tanh, three gates for GRU, four for LSTM.
-GATE_BLOCKS = {"tanh": 1, "gru": 3, "lstm": 4}
-# Below this many multiply-adds per time step, extra CPU threads only add synchronisation: on a
-# 2-core CPU, 8 pieces of a hidden-41 GRU sampled 2-4x slower on 2 threads than on 1, and even 64
-# pieces of a hidden-512 GRU (22M per step) were faster on one; training a 20k-parameter GRU on
-# JSB took 22 s for 20 epochs on 2 threads and 8 s on 1 with the other core busy.
+# Below this many multiply-adds per time step, extra CPU threads cost more in synchronisation
+# than they save (see the commit that set it for the measurements).
 ONE_THREAD_WORK_LIMIT = 25_000_000
+# The largest sizes a stored config may name: far above any model seqgate trains, low enough that
+# no number in a file can ask for an absurd model before its tensors are compared.
+MAX_HIDDEN, MAX_LAYERS = 1 << 16, 64
+# Checkpoints from before heads existed hold the Bernoulli head and name none.
+HEAD_OF_OLD_CHECKPOINTS = "bernoulli"
 
 
-def check_cell(cell: str) -> str:
-    cell = cell.lower()
-    if cell not in CELLS:
-        raise UserError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
-    return cell
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that decides a model's shape: what a checkpoint stores as "model_config"."""
 
+    cell: str
+    hidden: int
+    head: str
+    head_size: int = 0  # the head's own hidden units (a NADE's); 0 for a head without any
+    layers: int = 1
+    dropout: float = 0.0
+    n_keys: int = N_KEYS
+    onsets: bool = False  # frames hold the struck keys after the sounding ones
 
-def check_head(head: str) -> str:
-    head = head.lower()
-    if head not in HEADS:
-        raise UserError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
-    return head
+    def to_dict(self) -> dict:
+        """The stored form; "onsets" only when set, as checkpoints have always had it."""
+        stored = asdict(self)
+        if not self.onsets:
+            del stored["onsets"]
+        return stored
 
+    @classmethod
+    def from_stored(cls, stored, path) -> "ModelConfig":
+        """A checkpoint's "model_config", once its types and ranges are those seqgate writes
+        (UserError naming the field otherwise); an old checkpoint's missing fields take the values
+        it was trained with."""
+        if not isinstance(stored, dict):
+            raise UserError(f"{path} is not a seqgate checkpoint")
+        config = {"layers": 1, "dropout": 0.0, "n_keys": N_KEYS, "head": HEAD_OF_OLD_CHECKPOINTS,
+                  "head_size": None, "onsets": False, **stored}
 
-def head_size_for(head: str, hidden: int, head_size: int | None = None) -> int:
-    """The head's own size: as given, else NADE_UNITS_PER_HIDDEN x hidden for a NADE; 0 for a
-    head without hidden units of its own."""
-    if check_head(head) != "nade":
-        return 0
-    return head_size if head_size is not None else max(1, round(NADE_UNITS_PER_HIDDEN * hidden))
+        def whole(value, low, high) -> bool:
+            return is_number(value, whole=True) and low <= value <= high
 
-
-def count_parameters(cell: str, hidden: int, layers: int = 1, n_keys: int = N_KEYS,
-                     head: str = DEFAULT_HEAD, head_size: int | None = None, onsets: bool = False) -> int:
-    """Parameters of NextStepModel, computed without building it (torch keeps two bias vectors)."""
-    blocks = GATE_BLOCKS[check_cell(cell)]
-    total = 0
-    for layer in range(layers):
-        inputs = units_per_frame(n_keys, onsets) if layer == 0 else hidden
-        total += blocks * hidden * (inputs + hidden + 2)
-    return total + HEADS[check_head(head)].count_parameters(hidden, n_keys,
-                                                            head_size_for(head, hidden, head_size), onsets)
-
-
-def hidden_for_params(cell: str, budget: int, layers: int = 1, n_keys: int = N_KEYS,
-                      head: str = DEFAULT_HEAD, head_size: int | None = None, onsets: bool = False) -> int:
-    """The hidden size whose model has the parameter count closest to `budget` (at least 1).
-
-    With a NADE head and no head_size, the head grows with the hidden size (head_size_for), so
-    cell and head are sized together; with a head_size, only the hidden size is solved for.
-    """
-    if budget <= 0:
-        raise UserError("--params must be a positive number of parameters")
-
-    def gap(hidden: int) -> int:
-        return count_parameters(cell, hidden, layers, n_keys, head, head_size, onsets) - budget
-
-    # The count grows with the hidden size: find the first size over budget by doubling and
-    # halving (a budget from a file may be huge), then take the closer of it and the one below.
-    over = 1
-    while gap(over) <= 0:
-        over *= 2
-    low = over // 2
-    while low + 1 < over:
-        middle = (low + over) // 2
-        low, over = (middle, over) if gap(middle) <= 0 else (low, middle)
-    if over == 1:
-        return 1
-    return over - 1 if abs(gap(over - 1)) <= abs(gap(over)) else over
+        checks = {
+            "cell": isinstance(config.get("cell"), str) and config.get("cell") in CELLS,
+            "hidden": whole(config.get("hidden"), 1, MAX_HIDDEN),
+            "layers": whole(config["layers"], 1, MAX_LAYERS),
+            "n_keys": config["n_keys"] == N_KEYS and whole(config["n_keys"], 1, N_KEYS),
+            "dropout": is_number(config["dropout"]) and 0.0 <= config["dropout"] < 1.0,
+            "head": isinstance(config["head"], str) and config["head"] in HEADS,
+            # a NADE needs at least one hidden unit; None: sized by the rule it was trained under
+            "head_size": config["head_size"] is None or whole(config["head_size"],
+                                                              1 if config["head"] == "nade" else 0, MAX_HIDDEN),
+            "onsets": isinstance(config["onsets"], bool),
+        }
+        wrong = [name for name, ok in checks.items() if not ok]
+        if wrong:
+            raise UserError(f"{path}: the stored model config has an invalid {wrong[0]} "
+                            f"({config.get(wrong[0])!r})")
+        config = {name: config[name] for name in cls.__dataclass_fields__ if name in config}
+        config["head_size"] = head_size_for(config["head"], config["hidden"], config["head_size"])
+        return cls(**config)
 
 
 def shift_right(rolls: torch.Tensor) -> torch.Tensor:
@@ -118,32 +109,36 @@ class NextStepModel(nn.Module):
     """
 
     def __init__(self, cell: str, hidden: int, layers: int = 1, dropout: float = 0.0,
-                 n_keys: int = N_KEYS, head: str = DEFAULT_HEAD, head_size: int | None = None,
+                 n_keys: int = N_KEYS, *, head: str, head_size: int | None = None,
                  onsets: bool = False):
         super().__init__()
         self.onsets = bool(onsets)
         self.width = units_per_frame(n_keys, self.onsets)  # values in one frame of a roll
         self.cell = check_cell(cell)
+        self._cell = CELLS[self.cell]
         self.hidden = int(hidden)
         self.layers = int(layers)
         self.dropout_p = float(dropout)
         self.n_keys = int(n_keys)
         self.head_name = check_head(head)
-        core = {"tanh": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[self.cell]
-        extra = {"nonlinearity": "tanh"} if self.cell == "tanh" else {}
-        self.core = core(self.width, hidden, num_layers=layers, batch_first=True,
-                         dropout=dropout if layers > 1 else 0.0, **extra)
+        self.core = getattr(nn, self._cell.layer)(self.width, hidden, num_layers=layers, batch_first=True,
+                                                  dropout=dropout if layers > 1 else 0.0,
+                                                  **dict(self._cell.layer_options))
+        self._step = getattr(torch, self._cell.step)
         # The fused layers only drop out between layers; with one layer, dropout acts on the
         # hidden state before the output head, which is where a small model overfits.
         self.drop = nn.Dropout(dropout)
         self.head_size = head_size_for(self.head_name, self.hidden, head_size)
         self.head = HEADS[self.head_name](hidden, n_keys, self.head_size, self.onsets)
 
-    def config(self) -> dict:
-        config = {"cell": self.cell, "hidden": self.hidden, "layers": self.layers,
-                  "dropout": self.dropout_p, "n_keys": self.n_keys, "head": self.head_name,
-                  "head_size": self.head_size}
-        return {**config, "onsets": True} if self.onsets else config
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> "NextStepModel":
+        return cls(config.cell, config.hidden, config.layers, config.dropout, config.n_keys,
+                   head=config.head, head_size=config.head_size, onsets=config.onsets)
+
+    def config(self) -> ModelConfig:
+        return ModelConfig(cell=self.cell, hidden=self.hidden, head=self.head_name, head_size=self.head_size,
+                           layers=self.layers, dropout=self.dropout_p, n_keys=self.n_keys, onsets=self.onsets)
 
     def features(self, inputs: torch.Tensor, state=None):
         """inputs: (batch, time, keys) previous frames -> (what the head reads, core state)."""
@@ -192,7 +187,7 @@ class NextStepModel(nn.Module):
         per layer, the form step() carries.
         """
         features, state = self.features(prefix)
-        if self.cell == "lstm":
+        if self._cell.paired_state:
             hidden, cell = state
             state = [(hidden[layer], cell[layer]) for layer in range(self.layers)]
         else:
@@ -207,12 +202,11 @@ class NextStepModel(nn.Module):
         the module's per-call bookkeeping, which dominates a step of a small model. Dropout
         between layers is off in eval mode, so the layers simply chain.
         """
-        function = CELL_FUNCTIONS[self.cell]
         layer_input, new_state = frame, []
         for layer, layer_state in enumerate(state):
-            layer_state = function(layer_input, layer_state, *self._layer_weights(layer))
+            layer_state = self._step(layer_input, layer_state, *self._layer_weights(layer))
             new_state.append(layer_state)
-            layer_input = layer_state[0] if self.cell == "lstm" else layer_state  # LSTM: (h, c)
+            layer_input = layer_state[0] if self._cell.paired_state else layer_state  # (h, c): h
         return layer_input, new_state
 
     def _layer_weights(self, layer: int):
@@ -245,66 +239,18 @@ def few_threads_for_small_work(model: NextStepModel, batch: int) -> Iterator[Non
         torch.set_num_threads(threads)
 
 
-def build_model(config: dict) -> NextStepModel:
-    return NextStepModel(config["cell"], config["hidden"], config.get("layers", 1),
-                         config.get("dropout", 0.0), config.get("n_keys", N_KEYS),
-                         # checkpoints from before heads existed hold the Bernoulli head
-                         config.get("head", "bernoulli"), config.get("head_size"), config.get("onsets", False))
-
-
-def load_model(path: str | Path, map_location="cpu") -> tuple[NextStepModel, dict]:
-    """The model stored in a checkpoint, in eval mode, and the whole checkpoint dict."""
-    from seqgate.training.runs import load_checkpoint_file
-
-    checkpoint = load_checkpoint_file(path, map_location)
-    config = checked_weights(checkpoint, path)
-    model = build_model(config)
-    model.load_state_dict(checkpoint["model"])
-    model.eval()
-    return model, checkpoint
-
-
-def checked_weights(checkpoint: dict, path) -> dict:
-    """The checkpoint's model config, once it is valid and the file's tensors are exactly the
-    weights it implies; UserError otherwise. Call before building the model."""
-    config = checked_model_config(checkpoint["model_config"], path)
-    # The config's shapes, built on the meta device (no memory), must be the tensors in the
-    # file: then the model built below is no bigger than the file itself.
+def check_weights(config: ModelConfig, weights, path) -> None:
+    """UserError unless `weights` are exactly the float32 tensors the config implies; the shapes
+    come from a model built on the meta device (no memory), so a model built from the config is
+    never bigger than the file that named it."""
     with torch.device("meta"):
-        expected = {name: tuple(t.shape) for name, t in build_model(config).state_dict().items()}
-    stored = checkpoint["model"]
-    for name in sorted(set(expected) | set(stored)):
-        tensor = stored.get(name)
+        expected = {name: tuple(t.shape) for name, t in NextStepModel.from_config(config).state_dict().items()}
+    if not isinstance(weights, dict):
+        raise UserError(f"{path} is not a seqgate checkpoint")
+    for name in sorted(set(expected) | set(weights), key=str):
+        tensor = weights.get(name)
         if not isinstance(tensor, torch.Tensor) or tensor.dtype != torch.float32 \
                 or tuple(tensor.shape) != expected.get(name):
             found = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
             raise UserError(f"{path}: weights do not fit the stored model config ({name}: "
                             f"{found} in the file, {expected.get(name, 'nothing')} expected)")
-    return config
-
-
-# The largest sizes a checkpoint's config may name: far above any model seqgate trains, low
-# enough that no number in a file can ask for an absurd model before its tensors are compared.
-MAX_HIDDEN, MAX_LAYERS = 1 << 16, 64
-
-
-def checked_model_config(config: dict, path) -> dict:
-    """The model config stored in a checkpoint, once its types and ranges are those seqgate
-    writes; UserError naming the field otherwise."""
-    def whole(value, low, high) -> bool:
-        return is_number(value, whole=True) and low <= value <= high
-
-    checks = {
-        "cell": isinstance(config.get("cell"), str) and config.get("cell") in CELLS,
-        "hidden": whole(config.get("hidden"), 1, MAX_HIDDEN),
-        "layers": whole(config.get("layers", 1), 1, MAX_LAYERS),
-        "n_keys": config.get("n_keys", N_KEYS) == N_KEYS and whole(config.get("n_keys", N_KEYS), 1, N_KEYS),
-        "dropout": is_number(config.get("dropout", 0.0)) and 0.0 <= config.get("dropout", 0.0) < 1.0,
-        "head": isinstance(config.get("head", "bernoulli"), str) and config.get("head", "bernoulli") in HEADS,
-        "head_size": config.get("head_size") is None or whole(config.get("head_size"), 0, MAX_HIDDEN),
-        "onsets": isinstance(config.get("onsets", False), bool),
-    }
-    wrong = [field for field, ok in checks.items() if not ok]
-    if wrong:
-        raise UserError(f"{path}: the stored model config has an invalid {wrong[0]} ({config.get(wrong[0])!r})")
-    return config

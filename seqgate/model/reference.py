@@ -1,6 +1,6 @@
 """The recurrent cells of Chung et al. 2014, written out one equation per line.
 
-seqgate's model (model.py) runs torch's fused nn.RNN / nn.GRU / nn.LSTM, which are fast but hide
+seqgate's model (network.py) runs torch's fused nn.RNN / nn.GRU / nn.LSTM, which are fast but hide
 the equations inside cuDNN or ATen kernels. This module spells the same computations out step by
 step, in plain torch, so that a reader can check them against the papers and the tests can check
 them against the fused layers. Nothing here is used for training.
@@ -14,7 +14,7 @@ References
     variant Chung et al. use).
   PyTorch documentation of nn.RNN, nn.GRU, nn.LSTM (the weight layout and gate order used here).
 
-Weight layout (torch's own, so weights can be taken straight from a module; see `layer_weights`):
+Weight layout (torch's own, the gate order of cells.CELLS; so weights can be taken straight from a module; see `layer_weights`):
   w_ih (G*H, I), w_hh (G*H, H), b_ih (G*H,), b_hh (G*H,), with G = 1 (tanh), 3 (GRU: r, z, n)
   or 4 (LSTM: i, f, g, o) blocks stacked in that order along the first axis.
 The papers write one matrix W (input) and U (recurrent) per gate and omit biases; torch keeps two
@@ -48,8 +48,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-# The weight blocks each cell stacks along the first axis of w_ih / w_hh, in torch's order.
-GATE_ORDER = {"tanh": ("h",), "gru": ("r", "z", "n"), "lstm": ("i", "f", "g", "o")}
+from seqgate.model.cells import CELLS
 
 
 def _affine(inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -77,7 +76,7 @@ def tanh_rnn(x: torch.Tensor, h0: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.
 
     x (batch, time, inputs), h0 (batch, hidden) -> (outputs (batch, time, hidden), h_T).
     """
-    _check_shapes(x, h0, w_ih, w_hh, blocks=len(GATE_ORDER["tanh"]))
+    _check_shapes(x, h0, w_ih, w_hh, blocks=CELLS["tanh"].blocks)
     # The input projection does not depend on the state, so it is done for all steps at once.
     input_part = _affine(x, w_ih, b_ih)
     h = h0
@@ -98,7 +97,7 @@ def gru(x: torch.Tensor, h0: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tenso
     write it (see the module docstring). x (batch, time, inputs), h0 (batch, hidden) ->
     (outputs (batch, time, hidden), h_T).
     """
-    _check_shapes(x, h0, w_ih, w_hh, blocks=len(GATE_ORDER["gru"]))
+    _check_shapes(x, h0, w_ih, w_hh, blocks=CELLS["gru"].blocks)
     w_hr, w_hz, w_hn = w_hh.chunk(3, dim=0)
     b_hr, b_hz, b_hn = b_hh.chunk(3) if b_hh is not None else (None, None, None)
     # W_r x_t + b_ir, W_z x_t + b_iz, W x_t + b_in for every step at once (they ignore the state).
@@ -132,7 +131,7 @@ def lstm(x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], w_ih: torch.
     (outputs (batch, time, hidden), (h_T, c_T)).
     """
     h, c = state
-    _check_shapes(x, h, w_ih, w_hh, blocks=len(GATE_ORDER["lstm"]))
+    _check_shapes(x, h, w_ih, w_hh, blocks=CELLS["lstm"].blocks)
     if c.shape != h.shape:
         raise ValueError(f"c0 must have the shape of h0 {tuple(h.shape)}, got {tuple(c.shape)}")
     input_part = _affine(x, w_ih, b_ih)

@@ -29,11 +29,10 @@ from rich.table import Table
 
 from seqgate.errors import UserError
 from seqgate.music.metrics import SAMPLE_MEASURES, format_measure, roll_statistics
-from seqgate.model.network import NextStepModel, few_threads_for_small_work, load_model
+from seqgate.model.network import NextStepModel, few_threads_for_small_work
 from seqgate.data.roll import DEFAULT_QPM, LOWEST_PITCH, N_KEYS, dense_roll, roll_to_midi
-from seqgate.training.runs import open_run
-from seqgate.settings import (QUARTERS_PER_BAR, SAMPLE_BARS, SAMPLE_PROGRAM, SAMPLE_TEMPERATURE,
-                              SAMPLE_VELOCITY)
+from seqgate.training.runs import Checkpoint, DataRecord, open_run
+from seqgate.settings import SampleConfig
 PROGRESS_EVERY_FRAMES = 256
 
 
@@ -41,7 +40,7 @@ PROGRESS_EVERY_FRAMES = 256
 # Generation
 
 
-def generate(model: NextStepModel, n_pieces: int, frames: int, *, temperature: float = SAMPLE_TEMPERATURE,
+def generate(model: NextStepModel, n_pieces: int, frames: int, *, temperature: float = SampleConfig.temperature,
              seed: int = 0, primer: np.ndarray | None = None,
              max_polyphony: int | None = None,
              on_progress: Callable[[int], None] | None = None) -> np.ndarray:
@@ -55,6 +54,7 @@ def generate(model: NextStepModel, n_pieces: int, frames: int, *, temperature: f
     above them left off). Same seed,
     same arguments, same machine -> the same pieces. on_progress(frames_done) is called now and
     then. The model is put in eval mode for the call and given back in the mode it came in.
+    Temperature and max_polyphony are taken as given: SampleConfig.validate checks a user's.
     """
     rolls, _ = _generate(model, n_pieces, frames, temperature=temperature, seed=seed,
                          primer=primer, max_polyphony=max_polyphony, on_progress=on_progress,
@@ -63,7 +63,7 @@ def generate(model: NextStepModel, n_pieces: int, frames: int, *, temperature: f
 
 
 def generate_with_probabilities(model: NextStepModel, n_pieces: int, frames: int, *,
-                                temperature: float = SAMPLE_TEMPERATURE, seed: int = 0,
+                                temperature: float = SampleConfig.temperature, seed: int = 0,
                                 primer: np.ndarray | None = None,
                                 max_polyphony: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """As `generate`, plus the float32 (n, frames, width) probabilities every frame was drawn
@@ -80,11 +80,6 @@ def _generate(model, n_pieces, frames, *, temperature, seed, primer, max_polypho
         raise UserError("the number of pieces must be at least 1")
     if frames <= 0:
         raise UserError("the number of frames to generate must be at least 1")
-    temperature = _check_temperature(temperature)
-    if max_polyphony is not None:
-        max_polyphony = int(max_polyphony)
-        if max_polyphony < 1:
-            raise UserError("--max-polyphony must be at least 1")
     width = model.width
     if primer is not None:
         primer = np.asarray(primer)
@@ -129,13 +124,6 @@ def _generate(model, n_pieces, frames, *, temperature, seed, primer, max_polypho
     return rolls, None
 
 
-def _check_temperature(temperature: float) -> float:
-    temperature = float(temperature)
-    if not temperature > 0 or not np.isfinite(temperature):
-        raise UserError(f"--temperature must be a positive number, got {temperature:g}")
-    return temperature
-
-
 # --------------------------------------------------------------------------------------------
 # From a run folder to MIDI files
 
@@ -160,100 +148,68 @@ class SampleReport:
     primer_frames: int  # primer frames fed to the model (0 without a primer)
 
 
-def sample_to_midi(run_dir: str | os.PathLike | None, output: str | os.PathLike, *, n: int = 1,
-                   frames: int | None = None, bars: int | None = None, seed: int = 0,
-                   temperature: float = SAMPLE_TEMPERATURE, primer: str | os.PathLike | None = None,
-                   primer_frames: int | None = None, primer_in_output: bool = True,
-                   qpm: float | None = None, program: int = SAMPLE_PROGRAM, velocity: int = SAMPLE_VELOCITY,
-                   max_polyphony: int | None = None, png: bool = False,
-                   console: Console | None = None) -> SampleReport:
-    """Generate `n` pieces from the best checkpoint of a run and write them as MIDI files.
+def sample_to_midi(run_dir: str | os.PathLike | None, output: str | os.PathLike,
+                   settings: SampleConfig = SampleConfig(), console: Console | None = None) -> SampleReport:
+    """Generate settings.n pieces from the best checkpoint of a run and write them as MIDI files.
 
     run_dir: a run folder (or its best.pt); None means the run trained last. output: the MIDI
     path; with n > 1 the pieces go to <stem>-1<suffix> ... <stem>-<n><suffix> beside it, and
-    png=True writes a piano-roll image <stem>.png beside each.
-    Length: `frames` new frames, or `bars` bars of 4 quarter notes (bars * 4 * the run's frames
-    per quarter; a run whose roll format has no beat grid, such as the benchmark .mat corpora,
-    counts as 1 frame per quarter); neither given -> 16 bars; both -> frames wins. The length
-    does not count the primer.
-    primer: a MIDI file read at the run's frames per quarter, cut to its first `primer_frames`
-    frames if given; every piece continues it and, with primer_in_output, starts with it.
-    qpm: tempo of the files; default the training corpus's median source tempo, else 120.
+    png writes a piano-roll image <stem>.png beside each.
+    Length (SampleConfig.frames_for): `frames` new frames, or `bars` bars of 4 quarter notes on the
+    run's grid (a roll off the beat grid, such as the benchmark .mat corpora, counts a frame a
+    quarter); the primer is not counted. primer: a MIDI file read at the run's grid, cut to its
+    first `primer_frames` frames if given; every piece continues it and, with primer_in_output,
+    starts with it. qpm: default the training corpus's median source tempo, else 120.
     """
-    if n is None or int(n) <= 0:
-        raise UserError(f"-n must be at least 1, got {n}")
-    n = int(n)
-    if frames is not None and int(frames) <= 0:
-        raise UserError(f"--frames must be at least 1, got {frames}")
-    if bars is not None and int(bars) <= 0:
-        raise UserError(f"--bars must be at least 1, got {bars}")
-    temperature = _check_temperature(temperature)
-    if not 0 <= int(program) <= 127:
-        raise UserError(f"--program must be a General MIDI program 0..127, got {program}")
-    if not 1 <= int(velocity) <= 127:
-        raise UserError(f"--velocity must be 1..127, got {velocity}")
-    if qpm is not None and not (float(qpm) > 0 and np.isfinite(float(qpm))):
-        raise UserError(f"--qpm must be a positive tempo, got {qpm}")
-    if primer_frames is not None and int(primer_frames) <= 0:
-        raise UserError(f"--primer-frames must be at least 1, got {primer_frames}")
-    if max_polyphony is not None and int(max_polyphony) < 1:
-        raise UserError(f"--max-polyphony must be at least 1, got {max_polyphony}")
+    settings = settings.validate()
     run = open_run(run_dir)
-    model, checkpoint = load_model(run.checkpoint_path("best.pt"))
-    paths = output_paths(output, n)
+    model, checkpoint = run.load_model("best.pt")
+    paths = output_paths(output, settings.n)
     _check_writable_folder(paths[0].parent)
-    data = checkpoint.get("data") or {}
-    roll_format = data.get("roll_format") or {}
-    stored_grid = _stored_grid(checkpoint)
-    frames_per_quarter = int(stored_grid) if stored_grid else 1
-    frames = int(frames) if frames is not None else _bar_frames(bars if bars is not None else SAMPLE_BARS,
-                                                                 stored_grid)
-    if qpm is None:
-        qpm = float(data.get("median_qpm") or DEFAULT_QPM)
+    data = checkpoint.data
+    frames = settings.frames_for(data.frames_per_beat)
+    qpm = float(settings.qpm if settings.qpm is not None else data.median_qpm or DEFAULT_QPM)
 
     primer_roll = None
-    if primer is not None:
-        primer_roll = _read_primer(primer, model, roll_format, frames_per_quarter, primer_frames,
-                                   console)
+    if settings.primer is not None:
+        primer_roll = _read_primer(settings.primer, model, data, settings.primer_frames, console)
 
-    generated = _generate_with_progress(model, n, frames, temperature=temperature, seed=seed,
-                                        primer=primer_roll, max_polyphony=max_polyphony,
-                                        console=console)
+    generated = _generate_with_progress(model, settings.n, frames, temperature=settings.temperature,
+                                        seed=settings.seed, primer=primer_roll,
+                                        max_polyphony=settings.max_polyphony, console=console)
 
     results = []
     for path, frames_drawn in zip(paths, generated):
-        if primer_roll is not None and primer_in_output:
+        if primer_roll is not None and settings.primer_in_output:
             frames_drawn = np.concatenate([primer_roll, frames_drawn], axis=0)
         roll, struck = sounding_and_struck(model, frames_drawn)
-        roll_to_midi(roll, path, qpm=qpm, frames_per_quarter=frames_per_quarter,
-                     program=int(program), velocity=int(velocity), struck=struck)
+        roll_to_midi(roll, path, qpm=qpm, frames_per_quarter=data.frames_per_beat,
+                     program=settings.program, velocity=settings.velocity, struck=struck)
         image = None
-        if png:
+        if settings.png:
             from seqgate.music.plots import plot_piano_roll  # matplotlib loads only when asked
 
             image = path.with_suffix(".png")
-            plot_piano_roll(roll, image, title=path.name,
-                            frames_per_quarter=frames_per_quarter if stored_grid else None)
+            plot_piano_roll(roll, image, title=path.name, frames_per_quarter=data.frames_per_quarter)
         results.append(SampleResult(path=path, frames=len(roll),
                                     statistics=roll_statistics([roll], None if struck is None else [struck],
-                                                               stored_grid),
+                                                               data.frames_per_quarter),
                                     png=image))
-    return SampleReport(results=results, train_stats=data.get("train_stats"), run_dir=run.folder,
-                        qpm=qpm, frames_per_quarter=frames_per_quarter,
+    return SampleReport(results=results, train_stats=data.train_stats, run_dir=run.folder,
+                        qpm=qpm, frames_per_quarter=data.frames_per_beat,
                         primer_frames=0 if primer_roll is None else len(primer_roll))
 
 
-def sample_statistics(run_dir: str | os.PathLike, n: int, bars: int = SAMPLE_BARS, seed: int = 0,
-                      temperature: float = SAMPLE_TEMPERATURE) -> dict:
-    """metrics.roll_statistics of `n` pieces of `bars` bars sampled from a run's best.pt (what
-    `compare` reports per cell), without writing any file."""
-    run = open_run(run_dir)
-    model, checkpoint = load_model(run.checkpoint_path("best.pt"))
-    stored_grid = _stored_grid(checkpoint)
-    drawn = generate(model, n, _bar_frames(bars, stored_grid), temperature=temperature, seed=seed)
+def sample_statistics(model: NextStepModel, checkpoint: Checkpoint, n: int, seed: int = 0,
+                      settings: SampleConfig = SampleConfig()) -> dict:
+    """metrics.roll_statistics of `n` pieces sampled from a loaded run (what `compare` reports per
+    cell), of settings' length and temperature, without writing any file."""
+    data = checkpoint.data
+    drawn = generate(model, n, settings.frames_for(data.frames_per_beat), temperature=settings.temperature,
+                     seed=seed)
     pieces = [sounding_and_struck(model, piece) for piece in drawn]
     struck = [s for _, s in pieces] if model.onsets else None
-    return roll_statistics([roll for roll, _ in pieces], struck, stored_grid)
+    return roll_statistics([roll for roll, _ in pieces], struck, data.frames_per_quarter)
 
 
 def sounding_and_struck(model: NextStepModel, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -261,17 +217,6 @@ def sounding_and_struck(model: NextStepModel, frames: np.ndarray) -> tuple[np.nd
     an onset-aware model's frames hold the struck keys after the sounding ones, and a key struck
     while it sounds starts a new note."""
     return frames[:, :N_KEYS], frames[:, N_KEYS:] if model.onsets else None
-
-
-def _stored_grid(checkpoint: dict) -> int | None:
-    """The frames per quarter note of the roll the run was trained on; None for a roll off the beat
-    grid (the benchmark .mat corpora)."""
-    return ((checkpoint.get("data") or {}).get("roll_format") or {}).get("frames_per_quarter")
-
-
-def _bar_frames(bars: int, stored_grid: int | None) -> int:
-    """Frames in `bars` bars of 4 quarter notes; a roll without a grid counts a frame a quarter."""
-    return int(bars) * QUARTERS_PER_BAR * (int(stored_grid) if stored_grid else 1)
 
 
 def output_paths(output: str | os.PathLike, n: int) -> list[Path]:
@@ -292,10 +237,10 @@ def _check_writable_folder(folder: Path) -> None:
         raise UserError(f"output folder {folder} is not writable")
 
 
-def _read_primer(primer, model: NextStepModel, roll_format: dict, frames_per_quarter: int,
-                 primer_frames: int | None, console: Console | None) -> np.ndarray:
-    n_keys = roll_format.get("n_keys", model.n_keys)
-    lowest = roll_format.get("lowest_pitch", LOWEST_PITCH)
+def _read_primer(primer, model: NextStepModel, data: DataRecord, primer_frames: int | None,
+                 console: Console | None) -> np.ndarray:
+    n_keys = data.roll_format.get("n_keys", model.n_keys)
+    lowest = data.roll_format.get("lowest_pitch", LOWEST_PITCH)
     if n_keys != N_KEYS or lowest != LOWEST_PITCH or model.n_keys != N_KEYS:
         raise UserError(f"this run's rolls have {n_keys} keys from MIDI {lowest}; a MIDI primer "
                         f"gives {N_KEYS} keys from MIDI {LOWEST_PITCH}, so it cannot prime it")
@@ -305,7 +250,7 @@ def _read_primer(primer, model: NextStepModel, roll_format: dict, frames_per_qua
     from seqgate.data.prepare import read_midi_isolated
 
     # A stranger's file: a crash costs a line.
-    parsed = read_midi_isolated(path, frames_per_quarter, onsets=model.onsets)
+    parsed = read_midi_isolated(path, data.frames_per_beat, onsets=model.onsets)
     if isinstance(parsed, str):
         raise UserError(f"primer {path}: {parsed}")
     roll = dense_roll(parsed.pitches, parsed.frame_counts)

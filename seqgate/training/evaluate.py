@@ -21,7 +21,7 @@ from seqgate.training.batches import padded_batches
 from seqgate.data.dataset import Dataset
 from seqgate.errors import UserError
 from seqgate.model.network import NextStepModel, few_threads_for_small_work, shift_right
-from seqgate.training.runs import Run
+from seqgate.training.runs import Checkpoint, Run
 
 EVALUATION_BATCH_SIZE = 64
 # At most this many floats per head tensor at once: long pieces are evaluated in time chunks with
@@ -125,23 +125,26 @@ def check_roll_format(expected: dict, found: dict, data_path) -> None:
                             f"{found.get(key)} in the data, {expected.get(key)} in the model")
 
 
+def evaluate_model(model: NextStepModel, checkpoint: Checkpoint, dataset: Dataset, split: str,
+                   data_path, device="cpu") -> dict:
+    """A loaded run's model on one split of a dataset whose roll is the one it was trained on."""
+    check_roll_format(checkpoint.data.roll_format, dataset.roll_format(), data_path)
+    result = evaluate_pieces(model.to(device), dataset, dataset.indices(split), device)
+    result.update({"split": split, "data": str(data_path), "cell": model.cell, "head": model.head_name,
+                   "onsets": model.onsets, "nll_of": nll_quantity(model.onsets)})
+    return result
+
+
 def evaluate_run(run: Run | str | os.PathLike, data_path=None, split: str = "test",
                  checkpoint_name: str = "best.pt", device: str = "cpu") -> dict:
     """Evaluate a run's checkpoint on one split of its own dataset or of another matching one."""
     from seqgate.data.dataset import load_dataset
-    from seqgate.model.network import load_model
 
     run = run if isinstance(run, Run) else Run(run)
-    model, checkpoint = load_model(run.checkpoint_path(checkpoint_name), map_location=device)
-    data = checkpoint.get("data", {})
+    model, checkpoint = run.load_model(checkpoint_name, map_location=device)
     if data_path is None:
-        if not data.get("path"):
+        if not checkpoint.data.path:
             raise UserError(f"{run} does not record its dataset; give --data")
-        data_path = data["path"]
-    dataset = load_dataset(data_path)
-    check_roll_format(data.get("roll_format", {}), dataset.roll_format(), data_path)
-    result = evaluate_pieces(model.to(device), dataset, dataset.indices(split), device)
-    result.update({"split": split, "data": str(data_path), "run": str(run),
-                   "checkpoint": checkpoint_name, "cell": model.cell, "head": model.head_name,
-                   "onsets": model.onsets, "nll_of": nll_quantity(model.onsets)})
-    return result
+        data_path = checkpoint.data.path
+    result = evaluate_model(model, checkpoint, load_dataset(data_path), split, data_path, device)
+    return {**result, "run": str(run), "checkpoint": checkpoint_name}

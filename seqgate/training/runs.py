@@ -19,11 +19,13 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from seqgate.data.roll import MAX_FRAMES_PER_QUARTER
 from seqgate.errors import UserError, is_number
 from seqgate.files import atomic_write, write_json_atomic, write_text_atomic
-from seqgate.data.roll import MAX_FRAMES_PER_QUARTER
+from seqgate.model.network import ModelConfig, NextStepModel, check_weights
 
 DEFAULT_RUNS_DIR = Path("runs")
 LATEST_RUN_FILE = "LATEST"
@@ -122,14 +124,17 @@ class Run:
         write_text_atomic(self.folder / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
 
     # ---- checkpoints
-    def save_checkpoint(self, name: str, payload: dict) -> None:
+    def save_checkpoint(self, name: str, checkpoint: "Checkpoint") -> None:
         import torch
 
         with atomic_write(self.checkpoint_path(name), "wb") as handle:
-            torch.save(payload, handle)
+            torch.save(checkpoint.to_payload(), handle)
 
-    def load_checkpoint(self, name: str = "best.pt", map_location="cpu") -> dict:
+    def load_checkpoint(self, name: str = "best.pt", map_location="cpu") -> "Checkpoint":
         return load_checkpoint_file(self.checkpoint_path(name), map_location)
+
+    def load_model(self, name: str = "best.pt", map_location="cpu") -> tuple[NextStepModel, "Checkpoint"]:
+        return load_model(self.checkpoint_path(name), map_location)
 
     # ---- compare's marker
     def read_marker(self) -> dict:
@@ -166,43 +171,137 @@ def _read_json_object(path: Path) -> dict:
     return value
 
 
-def load_checkpoint_file(path: str | os.PathLike, map_location="cpu") -> dict:
-    """Read a checkpoint with weights_only=True: tensors and plain data only, never code."""
+# ---- the checkpoint record: what best.pt and last.pt hold, written by train, read by everyone
+
+
+@dataclass(frozen=True)
+class DataRecord:
+    """What a run keeps of the data it was trained on (a checkpoint's "data")."""
+
+    path: str | None = None  # the dataset file; evaluate reads it again when given no other
+    roll_format: dict = field(default_factory=dict)  # Dataset.roll_format(): keys, lowest pitch, grid, onsets
+    source: str | None = None
+    median_qpm: float | None = None  # the corpus's median source tempo, the tempo of samples
+    train_stats: dict | None = None  # metrics.describe_corpus of the training split
+    split_pieces: dict | None = None
+
+    @property
+    def frames_per_quarter(self) -> int | None:
+        """The beat grid of the roll; None for a roll off the grid (the benchmark .mat corpora)."""
+        return self.roll_format.get("frames_per_quarter")
+
+    @property
+    def frames_per_beat(self) -> int:
+        """The grid for anything that must count beats: a roll off the grid counts one frame a
+        quarter note."""
+        return self.frames_per_quarter or 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_stored(cls, stored, path) -> "DataRecord":
+        problem = _data_record_problem(stored)
+        if problem:
+            raise UserError(f"{path}: the record of its training data {problem}")
+        return cls(**{name: stored[name] for name in cls.__dataclass_fields__ if name in stored})
+
+
+@dataclass(frozen=True)
+class ResumeState:
+    """What last.pt holds beyond best.pt: everything `train --resume` restores exactly."""
+
+    optimizer: dict
+    scheduler: dict
+    torch_rng: object  # torch.get_rng_state()
+    numpy_rng: str  # JSON of numpy's bit generator state
+    progress: str  # JSON of train.Progress
+    train_config: str  # JSON of the TrainConfig
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One checkpoint file, validated: the model it holds, its weights, its data, and for last.pt
+    what resume needs. The one reader of the stored form; old files are upgraded here."""
+
+    model_config: ModelConfig
+    weights: dict
+    data: DataRecord
+    epoch: int = 0
+    valid_nll: float = math.inf  # the best validation NLL when it was written
+    resume: ResumeState | None = None
+
+    FORMAT = 1
+
+    def to_payload(self) -> dict:
+        payload = {"format": self.FORMAT, "model_config": self.model_config.to_dict(), "model": self.weights,
+                   "data": self.data.to_dict(), "epoch": self.epoch, "valid_nll": self.valid_nll}
+        return {**payload, **asdict(self.resume)} if self.resume is not None else payload
+
+    @classmethod
+    def from_payload(cls, payload, path) -> "Checkpoint":
+        if not isinstance(payload, dict) or not isinstance(payload.get("model_config"), dict) \
+                or not isinstance(payload.get("model"), dict):
+            raise UserError(f"{path} is not a seqgate checkpoint")
+        config = ModelConfig.from_stored(payload["model_config"], path)
+        check_weights(config, payload["model"], path)
+        resume_fields = ResumeState.__dataclass_fields__
+        resume = ResumeState(**{name: payload[name] for name in resume_fields}) \
+            if all(name in payload for name in resume_fields) else None
+        epoch, valid_nll = payload.get("epoch", 0), payload.get("valid_nll", math.inf)
+        if not (is_number(epoch, whole=True) and epoch >= 0) or not is_number(valid_nll):
+            raise UserError(f"{path}: its epoch or validation NLL is not a number")
+        return cls(config, payload["model"], DataRecord.from_stored(payload.get("data", {}), path),
+                   epoch, float(valid_nll), resume)
+
+    def build_model(self) -> NextStepModel:
+        """The model it holds, in eval mode."""
+        model = NextStepModel.from_config(self.model_config)
+        model.load_state_dict(self.weights)
+        model.eval()
+        return model
+
+
+def load_checkpoint_file(path: str | os.PathLike, map_location="cpu") -> Checkpoint:
+    """Read and validate a checkpoint; torch.load(weights_only=True): tensors and plain data
+    only, never code."""
     import torch
 
     path = Path(path)
     if not path.exists():
         raise UserError(f"no checkpoint at {path}")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises several types; all mean "not a checkpoint we trust"
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserError(f"refusing to load {path}: not a plain-tensor seqgate checkpoint "
                         f"({first_line[:160]})") from None
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model_config"), dict) \
-            or not isinstance(checkpoint.get("model"), dict):
-        raise UserError(f"{path} is not a seqgate checkpoint")
-    problem = _data_record_problem(checkpoint.get("data", {}))
-    if problem:
-        raise UserError(f"{path}: the record of its training data {problem}")
-    return checkpoint
+    return Checkpoint.from_payload(payload, path)
 
 
-def _is_number(value) -> bool:
+def load_model(path: str | os.PathLike, map_location="cpu") -> tuple[NextStepModel, Checkpoint]:
+    """The model a checkpoint file holds, in eval mode, and its record."""
+    checkpoint = load_checkpoint_file(path, map_location)
+    return checkpoint.build_model(), checkpoint
+
+
+def _is_finite_number(value) -> bool:
     return is_number(value) and math.isfinite(value)
 
 
 def _data_record_problem(data) -> str | None:
-    """What is wrong with a checkpoint's record of its training data, or None; sample and
-    evaluate read these fields."""
+    """What is wrong with a checkpoint's record of its training data, or None."""
     if not isinstance(data, dict):
         return "is not a dictionary"
     if data.get("path") is not None and not isinstance(data["path"], str):
         return "has a path that is not text"
-    if data.get("median_qpm") is not None and not (_is_number(data["median_qpm"]) and data["median_qpm"] > 0):
+    if data.get("source") is not None and not isinstance(data["source"], str):
+        return "has a source that is not text"
+    if data.get("median_qpm") is not None and not (_is_finite_number(data["median_qpm"]) and data["median_qpm"] > 0):
         return f"has a median tempo of {data['median_qpm']!r}"
-    if data.get("train_stats") is not None and not isinstance(data["train_stats"], dict):
-        return "has training statistics that are not a dictionary"
+    for name in ("train_stats", "split_pieces"):
+        if data.get(name) is not None and not isinstance(data[name], dict):
+            return f"has {name.replace('_', ' ')} that are not a dictionary"
     roll_format = data.get("roll_format", {})
     if not isinstance(roll_format, dict):
         return "has a roll format that is not a dictionary"
@@ -212,6 +311,8 @@ def _data_record_problem(data) -> str | None:
     for key in ("n_keys", "lowest_pitch"):
         if roll_format.get(key) is not None and not is_number(roll_format[key], whole=True):
             return f"has {key} {roll_format[key]!r}"
+    if not isinstance(roll_format.get("onsets", False), bool):
+        return f"has onsets {roll_format['onsets']!r}"
     return None
 
 

@@ -26,7 +26,7 @@ import math
 import os
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +39,8 @@ from seqgate.training.distributed import World, join, leave
 from seqgate.errors import UserError, is_number
 from seqgate.training.evaluate import EVALUATION_BATCH_SIZE, evaluate_batches
 from seqgate.music.metrics import describe_corpus
-from seqgate.model.network import NextStepModel, checked_weights, few_threads_for_small_work, shift_right
-from seqgate.training.runs import Run, new_run, open_run
+from seqgate.model.network import NextStepModel, few_threads_for_small_work, shift_right
+from seqgate.training.runs import Checkpoint, DataRecord, ResumeState, Run, new_run, open_run
 from seqgate.settings import RECIPES, TrainConfig
 
 PLOT_EVERY_SECONDS = 15  # redraw curves.png at most this often while training
@@ -83,15 +83,16 @@ def sigterm_as_interrupt():
 
 
 def train(config: TrainConfig, run_dir: Path | None = None, resume: bool = False,
-          display=None) -> dict:
+          display=None, dataset=None) -> dict:
     """Train (or resume) one run; returns the summary dict also stored in config.json.
 
-    `display` receives progress callbacks (see cli.TrainDisplay); None trains silently.
+    `display` receives progress callbacks (see cli.TrainDisplay); None trains silently. `dataset`:
+    config.data already read (compare reads it once for all its runs).
     """
     config.validate()  # the device name among the rest, before a process group is joined on it
     world = join(config.device)
     try:
-        summary = _train(config, run_dir, resume, display, world)
+        summary = _train(config, run_dir, resume, display, world, dataset)
     except BaseException:
         leave(world, together=False)
         raise
@@ -99,15 +100,14 @@ def train(config: TrainConfig, run_dir: Path | None = None, resume: bool = False
     return summary
 
 
-def _train(config: TrainConfig, run_dir: Path | None, resume: bool, display, world: World) -> dict:
+def _train(config: TrainConfig, run_dir: Path | None, resume: bool, display, world: World, dataset) -> dict:
     # Rank 0 names (and for a new run, numbers) the folder; every rank reads it from there.
     run = Run(world.from_main(lambda: str(
         run_dir if run_dir is not None else (open_run(None) if resume else new_run(config.cell)).folder)))
     last = _last_checkpoint(run) if resume else None
     if last is not None:
         config = _resumed_config(last, config, run.checkpoint_path("last.pt"))
-    config.validate()
-    data = TrainingData(config, world)
+    data = TrainingData(config, world, dataset)
     session = Session(config, data, run, world)
     if last is not None:
         session.restore(last)
@@ -149,23 +149,26 @@ def _train(config: TrainConfig, run_dir: Path | None, resume: bool, display, wor
     return summary
 
 
-def _last_checkpoint(run: Run) -> dict:
+def _last_checkpoint(run: Run) -> Checkpoint:
     if not run.has_checkpoint("last.pt"):
         raise UserError(f"nothing to resume: no last.pt in {run}")
-    return run.load_checkpoint("last.pt")
+    last = run.load_checkpoint("last.pt")
+    if last.resume is None:
+        raise UserError(f"{run.checkpoint_path('last.pt')} holds no state to resume from")
+    return last
 
 
-def _resumed_config(last: dict, asked: TrainConfig, path: Path) -> TrainConfig:
+def _resumed_config(last: Checkpoint, asked: TrainConfig, path: Path) -> TrainConfig:
     """The saved run's settings: only the limits and the device may change on resume."""
-    model = checked_weights(last, path)  # before a model is built from the settings
+    model = last.model_config
     try:
-        saved = TrainConfig(**json.loads(last["train_config"]))
+        saved = TrainConfig(**json.loads(last.resume.train_config))
         saved.validate()
-        sizes = saved.resolved_sizes(model.get("onsets", False))
+        sizes = saved.resolved_sizes(model.onsets)
     except (KeyError, TypeError, ValueError, UserError) as error:
         raise UserError(f"{path}: its training settings cannot be read ({str(error)[:120]})") from None
-    if sizes != (model["hidden"], model.get("head_size") or 0) or saved.layers != model.get("layers", 1) \
-            or saved.cell != model["cell"] or saved.head != model.get("head", "bernoulli"):
+    if sizes != (model.hidden, model.head_size) or saved.layers != model.layers \
+            or saved.cell != model.cell or saved.head != model.head:
         raise UserError(f"{path}: its training settings do not match the model it holds")
     saved.max_epochs, saved.max_minutes, saved.device = asked.max_epochs, asked.max_minutes, asked.device
     return saved
@@ -178,10 +181,10 @@ class TrainingData:
     corpus's notes, not with frames x 88.
     """
 
-    def __init__(self, config: TrainConfig, world: World):
+    def __init__(self, config: TrainConfig, world: World, dataset=None):
         from seqgate.data.dataset import load_dataset
 
-        dataset = load_dataset(config.data)
+        dataset = load_dataset(config.data) if dataset is None else dataset
         self.dataset, self.world = dataset, world
         self.train, self.valid = dataset.indices("train"), dataset.indices("valid")
         if not self.train:
@@ -197,14 +200,14 @@ class TrainingData:
         if restrikes is not None:  # the re-strike units start at how often a held key is struck again
             frequency = np.concatenate([frequency, restrikes])
         self.key_frequency = torch.from_numpy(frequency)
-        self.info = {
-            "path": str(Path(config.data).resolve()),
-            "roll_format": dataset.roll_format(),
-            "source": dataset.meta.get("source"),
-            "median_qpm": float(np.median(tempos)) if tempos else None,
-            "train_stats": train_stats,
-            "split_pieces": {s: len(dataset.indices(s)) for s in SPLITS},
-        }
+        self.record = DataRecord(
+            path=str(Path(config.data).resolve()),
+            roll_format=dataset.roll_format(),
+            source=dataset.meta.get("source"),
+            median_qpm=float(np.median(tempos)) if tempos else None,
+            train_stats=train_stats,
+            split_pieces={s: len(dataset.indices(s)) for s in SPLITS},
+        )
         self.limits = [transpose_limits(dataset, p) for p in self.train]
 
     def epoch(self, config: TrainConfig, rng: np.random.Generator):
@@ -258,19 +261,20 @@ class Session:
         self.deadline = None if config.max_minutes is None else config.max_minutes * 60
         self.last_plot = 0.0
         self.info = {"seqgate_version": __version__, "train": asdict(config),
-                     "model_config": self.model.config(), "parameters": self.model.n_parameters(),
-                     "device": str(world.device), "processes": world.size, "data": data.info}
+                     "model_config": self.model.config().to_dict(), "parameters": self.model.n_parameters(),
+                     "device": str(world.device), "processes": world.size, "data": data.record.to_dict()}
 
-    def restore(self, last: dict) -> None:
+    def restore(self, last: Checkpoint) -> None:
         """Continue exactly where last.pt left off; the log is rewritten to match it, since an
         interruption can fall after an epoch's metrics line and before its last.pt."""
+        state = last.resume
         try:
-            self.model.load_state_dict(last["model"])
-            self.optimizer.load_state_dict(last["optimizer"])
-            self.scheduler.load_state_dict(last["scheduler"])
-            torch.set_rng_state(last["torch_rng"])
-            self.rng.bit_generator.state = json.loads(last["numpy_rng"])
-            self.progress = Progress(**json.loads(last["progress"]))
+            self.model.load_state_dict(last.weights)
+            self.optimizer.load_state_dict(state.optimizer)
+            self.scheduler.load_state_dict(state.scheduler)
+            torch.set_rng_state(state.torch_rng)
+            self.rng.bit_generator.state = json.loads(state.numpy_rng)
+            self.progress = Progress(**json.loads(state.progress))
             _check_progress(self.progress)
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
             raise UserError(f"{self.run.folder}/last.pt cannot be resumed ({str(error).splitlines()[0][:120]})") from None
@@ -338,20 +342,18 @@ class Session:
     def save_checkpoints(self, best: bool) -> None:
         if not self.world.is_main:
             return
-        payload = {"format": 1, "model_config": self.model.config(), "model": self.model.state_dict(),
-                   "data": self.data.info, "epoch": self.progress.epoch,
-                   "valid_nll": self.progress.best_valid}
+        checkpoint = Checkpoint(self.model.config(), self.model.state_dict(), self.data.record,
+                                self.progress.epoch, self.progress.best_valid)
         if best:
-            self.run.save_checkpoint("best.pt", payload)
-        self.run.save_checkpoint("last.pt", {
-            **payload,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "numpy_rng": json.dumps(self.rng.bit_generator.state),
-            "progress": json.dumps(asdict(self.progress)),
-            "train_config": json.dumps(asdict(self.config)),
-        })
+            self.run.save_checkpoint("best.pt", checkpoint)
+        self.run.save_checkpoint("last.pt", replace(checkpoint, resume=ResumeState(
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            torch_rng=torch.get_rng_state(),
+            numpy_rng=json.dumps(self.rng.bit_generator.state),
+            progress=json.dumps(asdict(self.progress)),
+            train_config=json.dumps(asdict(self.config)),
+        )))
 
     def plot(self) -> None:
         from seqgate.music.plots import plot_training_curves
