@@ -51,10 +51,11 @@ from pathlib import Path
 import numpy as np
 
 from seqgate.data.prepare import PARSER_PRELOAD, PARSER_TASK, parse_midi_chunk
-from seqgate.data.roll import DEFAULT_FRAMES_PER_QUARTER, SparseMidiRoll
+from seqgate.data.roll import SparseMidiRoll
+from seqgate.settings import PrepareConfig
 from seqgate.data.workers import FAULT_ENV, MAX_CHUNK, Lost, WorkerPool, fork_is_safe
 
-OPTIONS = (DEFAULT_FRAMES_PER_QUARTER, False, False, False)  # frames per quarter, drums, transpose_to_c, onsets
+OPTIONS = PrepareConfig()  # what `seqgate prepare` gives its parser workers by default
 
 
 # ---- the pools: each returns, for every file in order, a SparseMidiRoll, a skip reason or a Lost

@@ -14,9 +14,10 @@ from seqgate import __version__
 from seqgate.data.dataset import DEFAULT_DATASET, SPLITS
 from seqgate.compare.demo import DEMO_OUTPUT
 from seqgate.errors import UserError
-from seqgate.data.prepare import DEFAULT_SPLIT
-from seqgate.data.roll import DEFAULT_FRAMES_PER_QUARTER, HIGHEST_PITCH, LOWEST_PITCH
-from seqgate.settings import DEFAULT_PARAMS, RECIPES, CompareConfig, SampleConfig, TrainConfig
+from seqgate.model.cells import CELL_HELP, CELLS
+from seqgate.data.roll import HIGHEST_PITCH, LOWEST_PITCH
+from seqgate.settings import (DEFAULT_PARAMS, EVALUATE_CHECKPOINT, EVALUATE_DEVICE, EVALUATE_SPLIT, RECIPES,
+                              CompareConfig, PrepareConfig, SampleConfig, TrainConfig)
 
 RECIPE_HELP = "; ".join(f"{name}: {recipe.summary}" for name, recipe in RECIPES.items())
 
@@ -48,28 +49,25 @@ def prepare(
     paths: Optional[List[Path]] = typer.Argument(
         None, help="MIDI folders or files, or a benchmark .mat/.pickle. Default: the bundled corpus."),
     output: Path = typer.Option(DEFAULT_DATASET, "-o", "--output", help="Dataset file to write."),
-    frames_per_quarter: int = typer.Option(DEFAULT_FRAMES_PER_QUARTER, "--frames-per-quarter", "-f",
+    frames_per_quarter: int = typer.Option(PrepareConfig.frames_per_quarter, "--frames-per-quarter", "-f",
                                            help="Grid steps per quarter note (MIDI input)."),
-    drums: bool = typer.Option(False, "--drums", help="Keep drum tracks as pitches."),
-    transpose_to_c: bool = typer.Option(False, "--transpose-to-c",
+    drums: bool = typer.Option(PrepareConfig.drums, "--drums", help="Keep drum tracks as pitches."),
+    transpose_to_c: bool = typer.Option(PrepareConfig.transpose_to_c, "--transpose-to-c",
                                         help="Transpose each piece to C major / C minor."),
-    onsets: bool = typer.Option(False, "--onsets",
+    onsets: bool = typer.Option(PrepareConfig.onsets, "--onsets",
                                 help="Also keep which keys are struck at each frame, so a re-struck "
                                      "note stays two notes (MIDI input)."),
-    split: str = typer.Option(",".join(f"{f:g}" for f in DEFAULT_SPLIT), "--split",
+    split: str = typer.Option(",".join(f"{f:g}" for f in PrepareConfig.split_fractions), "--split",
                               help="train,valid,test fractions for folders without split names."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Parser processes (default: all cores)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write every skipped file and its reason as JSON."),
 ) -> None:
     """Turn MIDI folders or benchmark files into one piano-roll dataset file."""
-    from seqgate.data.prepare import parse_split_spec, prepare_dataset
+    from seqgate.data.prepare import prepare_dataset
 
-    summary = prepare_dataset(
-        list(paths or []), output,
-        frames_per_quarter=frames_per_quarter, drums=drums, transpose_to_c=transpose_to_c, onsets=onsets,
-        split_fractions=parse_split_spec(split), workers=workers, report=report,
-        console=console,
-    )
+    settings = PrepareConfig(frames_per_quarter=frames_per_quarter, drums=drums, transpose_to_c=transpose_to_c,
+                             onsets=onsets, split_fractions=PrepareConfig.parse_split(split), workers=workers)
+    summary = prepare_dataset(list(paths or []), output, settings.validate(), report=report, console=console)
     _print_prepare_summary(summary)
 
 
@@ -122,7 +120,7 @@ def inspect(
 
 def model_head(model_config: dict) -> str:
     """"nade 24" or "bernoulli": the head of a stored model config, with its size if it has one."""
-    head = model_config.get("head", "bernoulli")
+    head = model_config["head"]
     return f"{head} {model_config['head_size']}" if model_config.get("head_size") else head
 
 
@@ -163,7 +161,7 @@ class TrainDisplay:
 
 @app.command()
 def train(
-    cell: str = typer.Option(TrainConfig.cell, "--cell", "-c", help="tanh, gru or lstm."),
+    cell: str = typer.Option(TrainConfig.cell, "--cell", "-c", help=CELL_HELP + "."),
     data: Path = typer.Option(DEFAULT_DATASET, "--data", "-d", help="Dataset file from `seqgate prepare`."),
     params: Optional[int] = typer.Option(None, "--params", help=f"Parameter budget; the hidden size is solved for it (default {DEFAULT_PARAMS})."),
     hidden: Optional[int] = typer.Option(None, "--hidden", help="Hidden units (instead of --params)."),
@@ -221,10 +219,10 @@ def train(
 def evaluate(
     run: Optional[Path] = typer.Argument(None, help="Run folder (default: the run trained last)."),
     data: Optional[Path] = typer.Option(None, "--data", "-d", help="Dataset file (default: the run's own)."),
-    split: str = typer.Option("test", "--split", help="train, valid or test."),
-    checkpoint: str = typer.Option("best.pt", "--checkpoint", help="best.pt or last.pt."),
+    split: str = typer.Option(EVALUATE_SPLIT, "--split", help="train, valid or test."),
+    checkpoint: str = typer.Option(EVALUATE_CHECKPOINT, "--checkpoint", help="best.pt or last.pt."),
     as_json: bool = typer.Option(False, "--json", help="Print the numbers as JSON."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+    device: str = typer.Option(EVALUATE_DEVICE, "--device", help="cpu, cuda or auto."),
 ) -> None:
     """NLL per frame (and per piece), frame accuracy, precision, recall and F1 of a trained run."""
     import json
@@ -305,7 +303,7 @@ def sample(
 
 @app.command("compare")
 def compare_command(
-    cells: List[str] = typer.Argument(..., help="Cells to compare: tanh, gru, lstm."),
+    cells: List[str] = typer.Argument(..., help=f"Cells to compare: {', '.join(CELLS)}."),
     data: Path = typer.Option(DEFAULT_DATASET, "--data", "-d", help="Dataset file from `seqgate prepare`."),
     head: str = typer.Option(TrainConfig.head, "--head", help="Output head of every cell: nade, bernoulli, or both as bernoulli,nade (one row per cell and head)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output folder (default runs/compare-<cells>, plus -<heads> with several heads)."),

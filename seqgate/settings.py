@@ -10,12 +10,50 @@ import math
 from dataclasses import dataclass, field, fields, replace
 
 from seqgate.data.dataset import DEFAULT_DATASET
+from seqgate.data.roll import DEFAULT_FRAMES_PER_QUARTER, MAX_FRAMES_PER_QUARTER, is_grid
 from seqgate.errors import UserError
 
 DEFAULT_PARAMS = 20_000  # the paper's Table 1 budget
 # The output distribution of a frame, one of heads.HEADS: "nade" (RNN-NADE) rather than the
 # paper's independent "bernoulli" keys (the README's results compare the two).
 DEFAULT_HEAD = "nade"
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Every setting of `seqgate prepare` that shapes the dataset, and its default; validate()
+    checks them all, once. The parser workers receive it as it is."""
+
+    frames_per_quarter: int = DEFAULT_FRAMES_PER_QUARTER  # the grid of MIDI input
+    drums: bool = False  # keep drum tracks as pitches
+    transpose_to_c: bool = False  # each piece to C major / C minor
+    onsets: bool = False  # also keep which keys are struck at each frame (MIDI input)
+    split_fractions: tuple = (0.8, 0.1, 0.1)  # train, valid, test, for folders without split names
+    workers: int | None = None  # parser processes; None: all cores
+    file_timeout: float = 60.0  # seconds one MIDI file may take before its worker is killed
+
+    def validate(self) -> "PrepareConfig":
+        if not is_grid(self.frames_per_quarter):
+            raise UserError(f"frames per quarter must be 1..{MAX_FRAMES_PER_QUARTER}, not {self.frames_per_quarter}")
+        fractions = self.split_fractions
+        if len(fractions) != 3 or not all(_finite(f) and f >= 0 for f in fractions):
+            raise UserError(f"split fractions must be three non-negative numbers, got {tuple(fractions)}")
+        if abs(sum(fractions) - 1.0) > 1e-6:
+            raise UserError(f"split fractions must sum to 1, got {sum(fractions):g}")
+        if self.workers is not None and not (_whole(self.workers) and self.workers >= 1):
+            raise UserError(f"--workers must be at least 1, got {self.workers}")
+        return replace(self, split_fractions=tuple(float(f) for f in fractions))
+
+    @staticmethod
+    def parse_split(spec: str) -> tuple:
+        """"0.8,0.1,0.1" -> (0.8, 0.1, 0.1); validate() checks the numbers."""
+        parts = [part.strip() for part in str(spec).split(",")]
+        if len(parts) != 3:
+            raise UserError(f"--split needs three fractions train,valid,test, got {spec!r}")
+        try:
+            return tuple(float(part) for part in parts)
+        except ValueError:
+            raise UserError(f"--split fractions must be numbers, got {spec!r}") from None
 
 
 @dataclass(frozen=True)
@@ -128,7 +166,7 @@ class CompareConfig:
 
     def validate(self) -> "CompareConfig":
         """The settings with cells and heads in their canonical names; UserError for any bad one."""
-        from seqgate.model.cells import check_cell
+        from seqgate.model.cells import CELLS, check_cell
         from seqgate.model.heads import check_head
 
         heads = tuple(check_head(head) for head in self.heads) or (DEFAULT_HEAD,)
@@ -136,7 +174,7 @@ class CompareConfig:
             raise UserError("a head is named twice")
         cells = tuple(check_cell(cell) for cell in self.cells)
         if not cells:
-            raise UserError("name at least one cell to compare: tanh, gru or lstm")
+            raise UserError(f"name at least one cell to compare: {', '.join(CELLS)}")
         repeated = sorted({cell for cell in cells if cells.count(cell) > 1})
         if repeated:
             raise UserError(f"cell {repeated[0]} is named twice; use --seeds for repeated runs")
@@ -167,6 +205,9 @@ class CompareConfig:
                     configs.append(config)
         return configs
 
+
+# `seqgate evaluate`: which split of which checkpoint, where, when not told.
+EVALUATE_SPLIT, EVALUATE_CHECKPOINT, EVALUATE_DEVICE = "test", "best.pt", "cpu"
 
 # `seqgate sample`: how a bar is counted.
 QUARTERS_PER_BAR = 4  # bars are counted in 4/4: the rolls keep no metre

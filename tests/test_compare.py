@@ -204,7 +204,7 @@ def test_two_jobs_train_in_separate_processes(tiny_dataset, tmp_path):
     (["gru"], {"jobs": 0}, "--jobs must be at least 1"),
     (["gru"], {"data": "missing.npz"}, "no dataset at missing.npz"),
 ])
-def test_user_errors(tiny_dataset, tmp_path, cells, options, message):
+def test_bad_cells_seeds_jobs_or_data_are_user_errors_before_anything_is_written(tiny_dataset, tmp_path, cells, options, message):
     options = {"data": tiny_dataset, **options}
     with pytest.raises(UserError, match=message):
         compare(CompareConfig(cells=cells, output=tmp_path / "cmp", **options))

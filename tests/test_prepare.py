@@ -11,7 +11,8 @@ from seqgate.data import prepare
 from seqgate.data import workers
 from seqgate.data.dataset import dataset_statistics, load_dataset
 from seqgate.errors import UserError
-from seqgate.data.prepare import hash_split, parse_split_spec, prepare_dataset
+from seqgate.data.prepare import hash_split, prepare_dataset
+from seqgate.settings import PrepareConfig
 
 PIECE = [{"notes": scale(60) + [(48, 0, 8)], "program": 19}]
 
@@ -52,7 +53,7 @@ def test_folder_with_bad_files_keeps_every_good_one_and_names_the_rest(tmp_path)
 def test_prepared_pieces_carry_their_tempo_program_and_flags(tmp_path):
     write_midi(tmp_path / "in" / "x.mid", PIECE, tempos=[(0, 96.0), (2, 60.0)])
     write_midi(tmp_path / "in" / "y.mid", [{"notes": [(36, 0, 1)], "drum": True}])
-    prepare_dataset([tmp_path / "in"], tmp_path / "d.npz", drums=True, frames_per_quarter=4)
+    prepare_dataset([tmp_path / "in"], tmp_path / "d.npz", PrepareConfig(drums=True, frames_per_quarter=4))
     dataset = load_dataset(tmp_path / "d.npz")
     assert dataset.names == ["in/x.mid", "in/y.mid"]
     assert dataset.meta["tempos"] == [96.0, 120.0] and dataset.meta["programs"][0] == 19
@@ -66,7 +67,7 @@ def test_a_crashing_or_hanging_parser_costs_only_that_file(tmp_path, monkeypatch
     monkeypatch.setattr(workers, "fork_is_safe", lambda: fork)
     monkeypatch.setenv(workers.FAULT_ENV, "crash:c.mid,hang:f.mid")
     folder = make_folder(tmp_path / "in", [f"{name}.mid" for name in "abcdefgh"])
-    summary = prepare_dataset([folder], tmp_path / "d.npz", workers=2, file_timeout=1.0)
+    summary = prepare_dataset([folder], tmp_path / "d.npz", PrepareConfig(workers=2, file_timeout=1.0))
     assert summary.skipped == [("in/c.mid", "crashed the parser"), ("in/f.mid", "timed out after 1 s")]
     assert load_dataset(tmp_path / "d.npz").names == [f"in/{n}.mid" for n in "abdegh"]
 
@@ -88,7 +89,7 @@ def test_a_crash_or_hang_inside_a_chunk_costs_only_that_file(tmp_path, monkeypat
             chunks.append(self.chunk)
 
     monkeypatch.setattr(prepare, "WorkerPool", Recording)
-    summary = prepare_dataset([folder], tmp_path / "d.npz", workers=1, file_timeout=1.0)
+    summary = prepare_dataset([folder], tmp_path / "d.npz", PrepareConfig(workers=1, file_timeout=1.0))
     assert chunks == [6]  # 48 files on one worker: 8 chunks of 6
     assert summary.skipped == [("in/f13.mid", "crashed the parser"), ("in/f30.mid", "timed out after 1 s")]
     dataset = load_dataset(tmp_path / "d.npz")
@@ -112,10 +113,10 @@ def test_folders_named_train_valid_test_keep_their_split(tmp_path):
 
 def test_hash_split_does_not_move_pieces_when_files_are_added(tmp_path):
     root = make_folder(tmp_path / "in", [f"p{i:02d}.mid" for i in range(30)])
-    prepare_dataset([root], tmp_path / "1.npz", workers=1)
+    prepare_dataset([root], tmp_path / "1.npz", PrepareConfig(workers=1))
     before = load_dataset(tmp_path / "1.npz")
     make_folder(root, [f"q{i:02d}.mid" for i in range(15)])
-    prepare_dataset([root], tmp_path / "2.npz", workers=1)
+    prepare_dataset([root], tmp_path / "2.npz", PrepareConfig(workers=1))
     after = dict(zip(load_dataset(tmp_path / "2.npz").names, load_dataset(tmp_path / "2.npz").splits))
     assert all(after[name] == split for name, split in zip(before.names, before.splits))
     assert len(after) == 45
@@ -130,7 +131,7 @@ def test_hash_split_follows_the_fractions():
 
 def test_a_single_midi_file_can_be_prepared(tmp_path):
     path = write_midi(tmp_path / "one.midi", PIECE)
-    summary = prepare_dataset([path], tmp_path / "d.npz", split_fractions=(1, 0, 0))
+    summary = prepare_dataset([path], tmp_path / "d.npz", PrepareConfig(split_fractions=(1, 0, 0)))
     assert summary.files_found == 1 and summary.pieces_per_split["train"] == 1
     stats = dataset_statistics(load_dataset(tmp_path / "d.npz"))
     assert stats["pitch_range"] == (48, 72)
@@ -141,15 +142,20 @@ def test_a_single_midi_file_can_be_prepared(tmp_path):
 
 # ---- user errors
 
+def split_fractions(spec: str) -> tuple:
+    """--split as the command line reads it: parsed, then validated with the other settings."""
+    return PrepareConfig(split_fractions=PrepareConfig.parse_split(spec)).validate().split_fractions
+
+
 @pytest.mark.parametrize("spec", ["0.8,0.2", "0.5,0.5,0.5", "-0.1,0.6,0.5", "a,b,c", "0.8,0.1,0.1,0"])
 def test_bad_split_specs_are_user_errors(spec):
     with pytest.raises(UserError):
-        parse_split_spec(spec)
+        split_fractions(spec)
 
 
-def test_good_split_spec():
-    assert parse_split_spec(" 0.7, 0.2 ,0.1") == (0.7, 0.2, 0.1)
-    assert parse_split_spec("1,0,0") == (1.0, 0.0, 0.0)
+def test_a_split_spec_reads_as_three_fractions_around_spaces():
+    assert split_fractions(" 0.7, 0.2 ,0.1") == (0.7, 0.2, 0.1)
+    assert split_fractions("1,0,0") == (1.0, 0.0, 0.0)
 
 
 @pytest.mark.parametrize("case", ["missing path", "folder without MIDI"])
@@ -194,7 +200,7 @@ def test_no_paths_means_the_bundled_corpus(tmp_path, monkeypatch):
 def test_pieces_are_stored_in_name_order_and_a_file_reached_twice_counts_once(tmp_path):
     folder = make_folder(tmp_path / "songs", ["b.mid", "sub/a.mid", "a.mid", "c.mid"])
     (folder / "sub" / "linked.mid").hardlink_to(folder / "c.mid")  # the same file under two names
-    prepare_dataset([folder, folder / "a.mid"], tmp_path / "d.npz", workers=2)
+    prepare_dataset([folder, folder / "a.mid"], tmp_path / "d.npz", PrepareConfig(workers=2))
     names = load_dataset(tmp_path / "d.npz").names
     assert names == ["songs/a.mid", "songs/b.mid", "songs/c.mid", "songs/sub/a.mid"]
 
@@ -203,9 +209,9 @@ def test_pieces_are_stored_in_name_order_and_a_file_reached_twice_counts_once(tm
 def test_a_grid_the_dataset_reader_would_refuse_is_refused_before_parsing(tmp_path, grid):
     make_folder(tmp_path / "in", ["a.mid"])
     with pytest.raises(UserError, match=f"frames per quarter must be 1..96, not {grid}"):
-        prepare_dataset([tmp_path / "in"], tmp_path / "d.npz", frames_per_quarter=grid)
+        prepare_dataset([tmp_path / "in"], tmp_path / "d.npz", PrepareConfig(frames_per_quarter=grid))
     assert not (tmp_path / "d.npz").exists()
-    prepare_dataset([tmp_path / "in"], tmp_path / "d.npz", frames_per_quarter=96)
+    prepare_dataset([tmp_path / "in"], tmp_path / "d.npz", PrepareConfig(frames_per_quarter=96))
     assert load_dataset(tmp_path / "d.npz").frames_per_quarter == 96
 
 
@@ -215,9 +221,8 @@ def test_prepare_onsets_keeps_each_struck_key_and_the_sounding_roll_is_unchanged
     repeated = [{"notes": [(67, 0.5 * i, 0.5 * i + 0.5) for i in range(4)] + [(60, 0, 2)]}]
     for name in ("a.mid", "b.mid"):
         write_midi(tmp_path / "songs" / name, repeated)
-    plain = prepare_dataset([tmp_path / "songs"], tmp_path / "plain.npz", split_fractions=(1, 0, 0))
-    aware = prepare_dataset([tmp_path / "songs"], tmp_path / "aware.npz", split_fractions=(1, 0, 0),
-                            onsets=True)
+    plain = prepare_dataset([tmp_path / "songs"], tmp_path / "plain.npz", PrepareConfig(split_fractions=(1, 0, 0)))
+    aware = prepare_dataset([tmp_path / "songs"], tmp_path / "aware.npz", PrepareConfig(split_fractions=(1, 0, 0), onsets=True))
     assert plain.frames_per_split == aware.frames_per_split
     plain, aware = load_dataset(tmp_path / "plain.npz"), load_dataset(tmp_path / "aware.npz")
     assert plain.onsets is None and plain.struck(0) is None and "onsets" not in plain.roll_format()
@@ -259,7 +264,7 @@ def test_a_chunk_function_that_raises_loses_only_the_file_it_was_on(tmp_path, mo
     monkeypatch.setattr(workers, "fork_is_safe", lambda: True)  # the forked workers see the patch
     monkeypatch.setattr(roll, "read_midi_batch", buggy)
     folder = make_folder(tmp_path / "in", [f"f{i:02d}.mid" for i in range(16)])
-    summary = prepare_dataset([folder], tmp_path / "d.npz", workers=1)
+    summary = prepare_dataset([folder], tmp_path / "d.npz", PrepareConfig(workers=1))
     assert summary.skipped == [("in/f05.mid", "parser error (RuntimeError: boom)")]
     assert len(load_dataset(tmp_path / "d.npz")) == 15
 
@@ -270,7 +275,7 @@ def test_the_pool_never_times_out_a_quick_task(tmp_path, chunk):
     a read in the middle of a write must never look like a task begun long ago (a torn read
     once made quick files "time out after 60 s" now and then)."""
     missing = [str(tmp_path / f"missing-{i}.mid") for i in range(12_000)]
-    pool = workers.WorkerPool(prepare.PARSER_TASK, missing, (2, False, False, False), 2, 30.0,
+    pool = workers.WorkerPool(prepare.PARSER_TASK, missing, PrepareConfig(frames_per_quarter=2), 2, 30.0,
                               chunk=chunk)
     outcomes = []
     try:

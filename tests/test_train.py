@@ -1,5 +1,6 @@
 """Training: the loss under padding, resume equivalence, interruption, the run folder."""
 
+import dataclasses
 import json
 import math
 import signal
@@ -65,8 +66,9 @@ def test_training_lowers_the_validation_nll_and_writes_the_run_folder(tiny_datas
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_the_default_nade_head_learns_the_tiny_corpus(tiny_dataset, tmp_path):
-    config = tiny_config(tiny_dataset, head="nade", max_epochs=30, patience=30)
+def test_the_default_head_is_a_nade_that_learns_the_tiny_corpus(tiny_dataset, tmp_path):
+    # TrainConfig's own default head, as `seqgate train` without --head gets it
+    config = dataclasses.replace(tiny_config(tiny_dataset, max_epochs=30, patience=30), head=TrainConfig.head)
     summary = train(config, tmp_path / "run")
     records = read_metrics(tmp_path / "run")
     assert summary["model_config"]["head"] == "nade" and summary["model_config"]["head_size"] == 6

@@ -32,7 +32,8 @@ import numpy as np
 
 from seqgate.errors import UserError, is_number
 from seqgate.data.npz import BadNpz, read_npz
-from seqgate.data.roll import LOWEST_PITCH, MAX_FRAMES_PER_QUARTER, N_KEYS, dense_roll, sparse_onsets, sparse_roll
+from seqgate.data.roll import (LOWEST_PITCH, MAX_FRAMES_PER_QUARTER, N_KEYS, dense_roll, is_grid, sparse_onsets,
+                               sparse_roll)
 
 SPLITS = ("train", "valid", "test")
 # 2: frame_counts (uint8) replace frame_offsets (int64); tempos and programs are arrays (in 1,
@@ -262,7 +263,7 @@ def _checked_meta(meta, n_pieces: int) -> dict:
         raise BadNpz(f"rolls of {meta.get('n_keys')} keys from pitch {meta.get('lowest_pitch')}; "
                      f"seqgate reads {N_KEYS} from {LOWEST_PITCH}")
     grid = meta.get("frames_per_quarter")
-    if grid is not None and not 0 < grid <= MAX_FRAMES_PER_QUARTER:
+    if grid is not None and not is_grid(grid):
         raise BadNpz(f"metadata frames_per_quarter is {grid!r}, not a grid of 1..{MAX_FRAMES_PER_QUARTER} "
                      f"frames per quarter")
     for key in PER_PIECE_META:  # format 1's lists

@@ -9,7 +9,6 @@ hang-proof worker pool (workers.py; roll.py does the reading), split by folder n
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import tempfile
 import time
@@ -24,14 +23,13 @@ from seqgate.data.benchmarks import BENCHMARK_SUFFIXES, read_benchmark
 from seqgate.data.dataset import SPLITS
 from seqgate.data.writer import DatasetWriter
 from seqgate.errors import UserError
+from seqgate.settings import PrepareConfig
 from seqgate.files import write_json_atomic
-from seqgate.data.roll import DEFAULT_FRAMES_PER_QUARTER, MAX_FRAMES_PER_QUARTER, parser_error
+from seqgate.data.roll import parser_error
 from seqgate.data.workers import Lost, WorkerPool
 
 MIDI_SUFFIXES = {".mid", ".midi"}
 SPLIT_FOLDERS = {"train": "train", "valid": "valid", "validation": "valid", "test": "test"}
-DEFAULT_SPLIT = (0.8, 0.1, 0.1)
-DEFAULT_FILE_TIMEOUT = 60.0  # seconds one MIDI file may take before its worker is killed
 # What the parser workers run (parse_midi_chunk below), and what they start with imported.
 PARSER_TASK = "seqgate.data.prepare:parse_midi_chunk"
 PARSER_PRELOAD = ("symusic", "seqgate.data.roll")
@@ -47,20 +45,14 @@ class PrepareSummary:
     source: str
 
 
-def prepare_dataset(paths: list[Path], output: Path, *,
-                    frames_per_quarter: int = DEFAULT_FRAMES_PER_QUARTER,
-                    drums: bool = False, transpose_to_c: bool = False, onsets: bool = False,
-                    split_fractions: tuple[float, float, float] = DEFAULT_SPLIT,
-                    workers: int | None = None, report: Path | None = None, console=None,
-                    file_timeout: float = DEFAULT_FILE_TIMEOUT) -> PrepareSummary:
-    """MIDI folders/files (or one benchmark .mat/.pickle) -> a dataset file at `output`.
-    onsets: keep which keys are struck at each frame beside which sound (MIDI input only)."""
+def prepare_dataset(paths: list[Path], output: Path, settings: PrepareConfig = PrepareConfig(), *,
+                    report: Path | None = None, console=None) -> PrepareSummary:
+    """MIDI folders/files (or one benchmark .mat/.pickle) -> a dataset file at `output`; report:
+    every skipped file and its reason, as JSON."""
     from rich.console import Console
 
     console = console or Console(quiet=True)
-    fractions = _check_fractions(split_fractions)
-    if not 1 <= frames_per_quarter <= MAX_FRAMES_PER_QUARTER:  # a grid every stage can read back
-        raise UserError(f"frames per quarter must be 1..{MAX_FRAMES_PER_QUARTER}, not {frames_per_quarter}")
+    settings = settings.validate()
     paths = [Path(p) for p in paths]
     source = ", ".join(str(p) for p in paths)
     if not paths:
@@ -76,14 +68,14 @@ def prepare_dataset(paths: list[Path], output: Path, *,
         _check_writable(Path(report))
 
     benchmark = [p for p in paths if p.is_file() and p.suffix.lower() in BENCHMARK_SUFFIXES]
-    if benchmark and onsets:  # the .mat/.pickle rolls say only which keys sound
+    if benchmark and settings.onsets:  # the .mat/.pickle rolls say only which keys sound
         raise UserError(f"{benchmark[0]} holds no onsets (benchmark rolls say only which keys sound); "
                         f"leave out --onsets")
-    with DatasetWriter(output, onsets=onsets) as writer:
+    with DatasetWriter(output, onsets=settings.onsets) as writer:
         if benchmark:
             if len(paths) > 1:
                 raise UserError(f"{benchmark[0]} is a benchmark file with its own splits; give it alone")
-            if transpose_to_c or drums:
+            if settings.transpose_to_c or settings.drums:
                 console.print("[yellow]note:[/] --drums / --transpose-to-c apply to MIDI input only")
             dataset, dropped = read_benchmark(paths[0])
             writer.add_dataset(dataset)
@@ -91,10 +83,9 @@ def prepare_dataset(paths: list[Path], output: Path, *,
         else:
             files = find_midi_files(paths)
             files_found, names = len(files), files.names
-            skipped, dropped, meta = _parse_into(writer, files, fractions, console, options=(
-                frames_per_quarter, drums, transpose_to_c, onsets), workers=workers, file_timeout=file_timeout)
-            meta.update(frames_per_quarter=frames_per_quarter, source=source, drums=drums,
-                        transpose_to_c=transpose_to_c)
+            skipped, dropped, meta = _parse_into(writer, files, settings, console)
+            meta.update(frames_per_quarter=settings.frames_per_quarter, source=source, drums=settings.drums,
+                        transpose_to_c=settings.transpose_to_c)
 
         if report is not None:
             write_json_atomic(report, {
@@ -119,27 +110,6 @@ def prepare_dataset(paths: list[Path], output: Path, *,
         dropped_out_of_range=dropped,
         source=str(meta.get("source", source)),
     )
-
-
-def parse_split_spec(spec: str) -> tuple[float, float, float]:
-    """"0.8,0.1,0.1" -> (0.8, 0.1, 0.1): train, valid, test fractions summing to 1."""
-    parts = [part.strip() for part in str(spec).split(",")]
-    if len(parts) != 3:
-        raise UserError(f"--split needs three fractions train,valid,test, got {spec!r}")
-    try:
-        fractions = tuple(float(part) for part in parts)
-    except ValueError:
-        raise UserError(f"--split fractions must be numbers, got {spec!r}") from None
-    return _check_fractions(fractions)
-
-
-def _check_fractions(fractions) -> tuple[float, float, float]:
-    fractions = tuple(float(f) for f in fractions)
-    if len(fractions) != 3 or not all(math.isfinite(f) and f >= 0 for f in fractions):
-        raise UserError(f"split fractions must be three non-negative numbers, got {fractions}")
-    if abs(sum(fractions) - 1.0) > 1e-6:
-        raise UserError(f"split fractions must sum to 1, got {sum(fractions):g}")
-    return fractions
 
 
 def bundled_corpus_dir() -> Path:
@@ -314,8 +284,8 @@ def _check_writable(path: Path) -> None:
         raise UserError(f"cannot write {path}: {error.strerror or error}") from None
 
 
-def _parse_into(writer: DatasetWriter, files: MidiFiles, fractions, console, *, options: tuple,
-                workers: int | None, file_timeout: float) -> tuple[list, int, dict]:
+def _parse_into(writer: DatasetWriter, files: MidiFiles, settings: PrepareConfig,
+                console) -> tuple[list, int, dict]:
     """Parse every file in the worker pool, each piece going to the writer as it arrives.
 
     Returns (skipped (name, reason) in file order, notes dropped off the keyboard, the metadata
@@ -327,8 +297,8 @@ def _parse_into(writer: DatasetWriter, files: MidiFiles, fractions, console, *, 
     tempos = np.full(len(files), np.nan)
     programs = np.full(len(files), -1, dtype=np.int16)
     skipped, dropped = {}, 0
-    n_workers = max(1, min(workers or os.cpu_count() or 1, len(files)))
-    pool = WorkerPool(PARSER_TASK, files.paths, options, n_workers, file_timeout, preload=PARSER_PRELOAD)
+    n_workers = max(1, min(settings.workers or os.cpu_count() or 1, len(files)))
+    pool = WorkerPool(PARSER_TASK, files.paths, settings, n_workers, settings.file_timeout, preload=PARSER_PRELOAD)
     # No refresh thread (auto_refresh=False): the parent stays single-threaded, so replacement
     # workers can still be forked safely.
     progress = Progress("parsing MIDI", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -349,7 +319,8 @@ def _parse_into(writer: DatasetWriter, files: MidiFiles, fractions, console, *, 
                         else:
                             skipped[index] = reason
                     usable = np.array(usable, dtype=np.int64)
-                    writer.add_pieces(usable, rolls, [_split_of(files, i, fractions) for i in usable.tolist()])
+                    writer.add_pieces(usable, rolls, [_split_of(files, i, settings.split_fractions)
+                                                         for i in usable.tolist()])
                     tempos[usable], programs[usable] = rolls.qpm, rolls.programs
                     dropped += int(rolls.dropped_out_of_range.sum())
                 progress.advance(task, len(indices))
@@ -373,11 +344,11 @@ def lost_reason(lost: Lost) -> str:
     return {"crash": "crashed the parser", "timeout": lost.detail, "error": parser_error(lost.detail)}[lost.kind]
 
 
-def read_midi_isolated(path: Path, frames_per_quarter: int, timeout: float = DEFAULT_FILE_TIMEOUT,
+def read_midi_isolated(path: Path, frames_per_quarter: int, timeout: float = PrepareConfig.file_timeout,
                        onsets: bool = False):
     """One MIDI file read in a watched worker process, so that a file crafted to crash or hang
     the parser costs a one-line message, not the caller: a roll.SparseMidiRoll, or the reason (str)."""
-    pool = WorkerPool(PARSER_TASK, [str(path)], (frames_per_quarter, False, False, onsets), 1, timeout,
+    pool = WorkerPool(PARSER_TASK, [str(path)], PrepareConfig(frames_per_quarter, onsets=onsets), 1, timeout,
                       preload=PARSER_PRELOAD)
     try:
         for _, outcome in pool.results():
@@ -390,11 +361,11 @@ def read_midi_isolated(path: Path, frames_per_quarter: int, timeout: float = DEF
     return "no result from the parser"
 
 
-def parse_midi_chunk(paths: list[str], options: tuple, starting):
+def parse_midi_chunk(paths: list[str], settings: PrepareConfig, starting):
     """The workers' task: a chunk of MIDI files -> (their rolls in the dataset's sparse form, one
     message for all: about 4.5 bytes a frame through the pipe and in the parent, not 88; for
     each file None, or the reason it is skipped), as roll.read_midi_batch gives them."""
     from seqgate.data.roll import read_midi_batch
 
-    frames_per_quarter, drums, transpose_to_c, onsets = options
-    return read_midi_batch(paths, frames_per_quarter, drums, transpose_to_c, onsets, starting)
+    return read_midi_batch(paths, settings.frames_per_quarter, settings.drums, settings.transpose_to_c,
+                           settings.onsets, starting)

@@ -33,9 +33,14 @@ DEFAULT_QPM = 120.0
 MAX_FRAMES = 1_000_000
 # The finest grid seqgate reads or writes: 96 frames per quarter is a 1/384 note.
 MAX_FRAMES_PER_QUARTER = 96
+
+
+def is_grid(value) -> bool:
+    """Whether a value (an option, or read from a file) is a grid every stage can read back: a
+    whole number of frames per quarter note, 1..MAX_FRAMES_PER_QUARTER."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_FRAMES_PER_QUARTER
 # read_midi_batch marks the cells of consecutive files in runs of up to this many frames (a byte
-# a cell: 720 KB, which stays in the processor's cache: on the music21 scores a run per 64 files
-# was a third slower); a longer file is marked alone.
+# a cell: 720 KB, small enough to stay in the processor's cache); a longer file is marked alone.
 MARKED_FRAMES_AT_ONCE = 8192
 
 

@@ -24,7 +24,7 @@ class DatasetWriter:
 
     add() appends a piece's key indices and frame counts to two scratch files beside the output;
     finish() writes the .npz with the pieces in the order of their `position`, copying each from
-    the scratch files, and renames it into place. Memory grows with the number of pieces (41 bytes
+    the scratch files, and renames it into place. Memory grows with the number of pieces (21 bytes
     each, and the caller's names), never with their frames, so `prepare` runs in bounded memory on
     any corpus. Leaving the `with` block without finish() removes the scratch files, writes nothing.
     """

@@ -1,6 +1,6 @@
 """Musical statistics of piano rolls: how much sounds, how dense, in which keys, how steady.
 
-Used to describe a corpus (`prepare`) and to compare generated samples with the training data
+Used to describe the training corpus (`train` keeps it in the run) and to compare generated samples with the training data
 (`sample`, `compare`): a model that has learned the style should produce about the same polyphony,
 note count per frame, pitch-class distribution, scale use and groove as the pieces it was trained
 on.

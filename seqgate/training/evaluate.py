@@ -21,6 +21,7 @@ from seqgate.training.batches import padded_batches
 from seqgate.data.dataset import Dataset
 from seqgate.errors import UserError
 from seqgate.model.network import NextStepModel, few_threads_for_small_work, shift_right
+from seqgate.settings import EVALUATE_CHECKPOINT, EVALUATE_DEVICE, EVALUATE_SPLIT
 from seqgate.training.runs import Checkpoint, Run
 
 EVALUATION_BATCH_SIZE = 64
@@ -135,8 +136,8 @@ def evaluate_model(model: NextStepModel, checkpoint: Checkpoint, dataset: Datase
     return result
 
 
-def evaluate_run(run: Run | str | os.PathLike, data_path=None, split: str = "test",
-                 checkpoint_name: str = "best.pt", device: str = "cpu") -> dict:
+def evaluate_run(run: Run | str | os.PathLike, data_path=None, split: str = EVALUATE_SPLIT,
+                 checkpoint_name: str = EVALUATE_CHECKPOINT, device: str = EVALUATE_DEVICE) -> dict:
     """Evaluate a run's checkpoint on one split of its own dataset or of another matching one."""
     from seqgate.data.dataset import load_dataset
 

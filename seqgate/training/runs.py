@@ -22,7 +22,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from seqgate.data.roll import MAX_FRAMES_PER_QUARTER
+from seqgate.data.roll import is_grid
 from seqgate.errors import UserError, is_number
 from seqgate.files import atomic_write, write_json_atomic, write_text_atomic
 from seqgate.model.network import ModelConfig, NextStepModel, check_weights
@@ -306,7 +306,7 @@ def _data_record_problem(data) -> str | None:
     if not isinstance(roll_format, dict):
         return "has a roll format that is not a dictionary"
     grid = roll_format.get("frames_per_quarter")
-    if grid is not None and not (is_number(grid, whole=True) and 0 < grid <= MAX_FRAMES_PER_QUARTER):
+    if grid is not None and not is_grid(grid):
         return f"has {grid!r} frames per quarter"
     for key in ("n_keys", "lowest_pitch"):
         if roll_format.get(key) is not None and not is_number(roll_format[key], whole=True):
