@@ -124,28 +124,68 @@ def model_head(model_config: dict) -> str:
     return f"{head} {model_config['head_size']}" if model_config.get("head_size") else head
 
 
+def limits_line(settings: dict) -> str:
+    """The limits a run stops at, the first that binds, as the start of a run says them."""
+    limits = [f"epoch {settings['max_epochs']}",
+              f"{settings['patience']} epochs without a better validation NLL"]
+    if settings.get("max_minutes") is not None:
+        limits.append(f"{settings['max_minutes']:g} minutes of training")
+    return "stops at the first of: " + ", ".join(limits)
+
+
+def stop_reason(summary: dict) -> str:
+    """Which limit ended a finished run, in words."""
+    settings, stopped = summary["train"], summary["stopped"]
+    if stopped == "early stopping":
+        return (f"stopped early: {settings['patience']} epochs without a better validation NLL after "
+                f"epoch {summary['best_epoch']}")
+    if stopped == "time limit":
+        return f"stopped at the time limit, {settings['max_minutes']:g} minutes of training"
+    return f"stopped at the epoch limit, {settings['max_epochs']} epochs"
+
+
+def outlook_text(progress, settings) -> str:
+    """"12.3 s/epoch, ends within 0:41:00 (max epochs); early stop at epoch 57 unless it improves"."""
+    from seqgate.training.train import time_left
+
+    seconds, limit, early_stop_epoch = time_left(progress, settings)
+    if seconds is None:
+        return ""
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return (f"{progress.seconds / progress.epoch:.1f} s/epoch, ends within {minutes // 60}:{minutes % 60:02d}:"
+            f"{rest:02d} ({limit}); early stop at epoch {early_stop_epoch} unless it improves")
+
+
 class TrainDisplay:
-    """The live view of `seqgate train`: an epoch bar with train NLL, valid NLL, speed and ETA."""
+    """The live view of `seqgate train`: what an epoch is and which limits stop the run, then an
+    epoch bar with train NLL, valid NLL, speed, time an epoch and the latest end the limits allow."""
 
     def __init__(self, max_epochs: int):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         self.max_epochs = max_epochs
         self.bar = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
             TextColumn("train {task.fields[train]} valid {task.fields[valid]} "
                        "best {task.fields[best]} {task.fields[speed]}"),
-            TimeRemainingColumn(), console=console, transient=False)
+            TextColumn("{task.fields[outlook]}"), console=console, transient=False)
         self.task = None
+        self.settings = None
 
     def start(self, run_dir, info, progress) -> None:
-        model = info["model_config"]
+        from seqgate.settings import TrainConfig
+
+        model, self.settings = info["model_config"], TrainConfig(**info["train"])
         console.print(f"training {model['cell']} (hidden {model['hidden']}, {model_head(model)} head, "
                       f"{info['parameters']:,} parameters) on {info['device']} -> {run_dir}")
+        console.print(f"an epoch: {info['epoch_frames']:,} training frames in about "
+                      f"{info['updates_per_epoch']:,} updates of {self.settings.batch_size} windows of up to "
+                      f"{self.settings.window} frames, then validation; {limits_line(info['train'])}")
         self.bar.start()
         best = f"{progress.best_valid:.3f}" if progress.best_epoch else "-"
         self.task = self.bar.add_task("epoch", total=self.max_epochs, completed=progress.epoch,
-                                      train="-", valid="-", best=best, speed="")
+                                      train="-", valid="-", best=best, speed="",
+                                      outlook=outlook_text(progress, self.settings))
 
     def batch(self, frames: int, train_nll: float) -> None:
         self.bar.update(self.task, train=f"{train_nll:.3f}")
@@ -153,7 +193,8 @@ class TrainDisplay:
     def epoch(self, record: dict, progress) -> None:
         self.bar.update(self.task, completed=record["epoch"], valid=f"{record['valid_nll']:.3f}",
                         best=f"{progress.best_valid:.3f}",
-                        speed=f"{record['frames_per_second'] / 1000:,.0f}k fr/s")
+                        speed=f"{record['frames_per_second'] / 1000:,.0f}k fr/s",
+                        outlook=outlook_text(progress, self.settings))
 
     def stop(self) -> None:
         self.bar.stop()
@@ -207,12 +248,14 @@ def train(
 
     table = Table(title=f"{summary['model_config']['cell']} run finished ({summary['stopped']})",
                   caption=f"valid NLL: {nll_quantity(summary['model_config'].get('onsets', False))}")
-    for column in ("run", "params", "epochs", "updates", "minutes", "best epoch", "best valid"):
+    for column in ("run", "params", "epochs", "updates", "minutes", "s/epoch", "best epoch", "best valid"):
         table.add_column(column, justify="right")
     table.add_row(summary["run_dir"], f"{summary['parameters']:,}", str(summary["epochs"]),
-                  f"{summary['updates']:,}", f"{summary['seconds'] / 60:.1f}", str(summary["best_epoch"]),
+                  f"{summary['updates']:,}", f"{summary['seconds'] / 60:.1f}",
+                  f"{summary['seconds'] / max(summary['epochs'], 1):.1f}", str(summary["best_epoch"]),
                   f"{summary['best_valid_nll']:.3f}" if summary["best_valid_nll"] is not None else "-")
     console.print(table)
+    console.print(stop_reason(summary))
 
 
 @app.command()

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -127,3 +128,27 @@ def test_unknown_cell_and_recipe_are_user_errors(tiny_dataset, tmp_path):
         train(tiny_config(tiny_dataset, cell="transformer"), tmp_path / "a")
     with pytest.raises(UserError, match="unknown recipe"):
         train(tiny_config(tiny_dataset, recipe="magic"), tmp_path / "b")
+
+
+def test_time_left_names_the_limit_that_binds_first():
+    from seqgate.training.train import Progress, time_left
+
+    progress = Progress(epoch=10, seconds=100.0, best_epoch=7)  # 10 s an epoch
+    assert time_left(Progress(), TrainConfig()) == (None, "", 20)  # nothing to go by yet
+    assert time_left(progress, TrainConfig(max_epochs=50, patience=20)) == (400.0, "max epochs", 27)
+    # 2 minutes: 20 s left, and the epoch that crosses the limit still runs to its end
+    assert time_left(progress, TrainConfig(max_epochs=50, max_minutes=2)) == (30.0, "time limit", 27)
+    assert time_left(progress, TrainConfig(max_epochs=12, max_minutes=60)) == (20.0, "max epochs", 27)
+
+
+def test_the_start_of_a_run_says_what_an_epoch_is_and_which_limits_stop_it(tiny_dataset, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "seqgate", "train", "--data", str(tiny_dataset), "--hidden", "8",
+                             "--window", "24", "--max-epochs", "2", "--max-minutes", "5", "--run-dir",
+                             str(tmp_path / "run")], capture_output=True, text=True, env={**os.environ, "COLUMNS": "300"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = " ".join(result.stdout.split())
+    frames = json.loads((tmp_path / "run" / "config.json").read_text())["epoch_frames"]
+    assert f"an epoch: {frames:,} training frames" in out
+    assert "stops at the first of: epoch 2, 20 epochs without a better validation NLL, 5 minutes of training" in out
+    assert "s/epoch, ends within" in out and "early stop at epoch" in out
+    assert "stopped at the epoch limit, 2 epochs" in out

@@ -114,7 +114,7 @@ class _LogDisplay:
     """Training progress as plain lines, for a job whose output goes to train.log."""
 
     def start(self, run_dir, info, progress) -> None:
-        model = info["model_config"]
+        model, self.settings = info["model_config"], TrainConfig(**info["train"])
         print(f"training {model['cell']} (hidden {model['hidden']}, {info['parameters']:,} parameters) "
               f"on {info['device']} -> {run_dir}, from epoch {progress.epoch}", flush=True)
 
@@ -122,9 +122,13 @@ class _LogDisplay:
         pass
 
     def epoch(self, record: dict, progress) -> None:
+        from seqgate.training.train import time_left
+
+        seconds, limit, early_stop_epoch = time_left(progress, self.settings)
         print(f"epoch {record['epoch']}  updates {record['updates']}  seconds {record['seconds']:.1f}  "
               f"train {record['train_nll']:.4f}  valid {record['valid_nll']:.4f}  "
-              f"best {progress.best_valid:.4f}", flush=True)
+              f"best {progress.best_valid:.4f}  at most {seconds / 60:.1f} min left ({limit}), "
+              f"early stop at epoch {early_stop_epoch} unless it improves", flush=True)
 
     def stop(self) -> None:
         pass

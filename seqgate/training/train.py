@@ -62,6 +62,22 @@ class Progress:
     history: list = field(default_factory=list)
 
 
+def time_left(progress: Progress, config: TrainConfig) -> tuple[float | None, str, int]:
+    """What the limits in force say of the rest of a run, from its seconds an epoch so far:
+    (seconds at most, the limit that binds first: "max epochs" or "time limit", the epoch at
+    which early stopping ends it unless the validation NLL improves). Seconds None before the
+    first epoch."""
+    early_stop_epoch = progress.best_epoch + config.patience
+    if progress.epoch == 0:
+        return None, "", early_stop_epoch
+    per_epoch = progress.seconds / progress.epoch
+    by_epochs = (config.max_epochs - progress.epoch) * per_epoch
+    if config.max_minutes is not None and config.max_minutes * 60 - progress.seconds < by_epochs:
+        # the time limit is checked after each epoch, so the last one runs over by up to an epoch
+        return max(0.0, config.max_minutes * 60 - progress.seconds) + per_epoch, "time limit", early_stop_epoch
+    return by_epochs, "max epochs", early_stop_epoch
+
+
 class Interrupted(Exception):
     """Ctrl-C or SIGTERM arrived; last.pt holds the last finished epoch."""
 
@@ -210,6 +226,16 @@ class TrainingData:
         )
         self.limits = [transpose_limits(dataset, p) for p in self.train]
 
+    def updates_per_epoch(self, config: TrainConfig) -> int:
+        """About the updates in one epoch: a piece longer than the window is cut first at a random
+        point between half a window and a whole one (batches.training_windows), taken here at
+        three quarters."""
+        lengths = self.dataset.lengths[self.train].astype(np.int64)
+        window = config.window
+        rest = np.maximum(lengths - (3 * window) // 4, 0)
+        windows = int(np.sum(np.where(lengths <= window, 1, 1 + (rest + window - 1) // window)))
+        return -(-windows // (config.batch_size * self.world.size))
+
     def epoch(self, config: TrainConfig, rng: np.random.Generator):
         """This process's share of each update: (batch, mask, frames of the whole update)."""
         return epoch_batches(self.dataset, self.train, self.limits, window=config.window,
@@ -262,7 +288,8 @@ class Session:
         self.last_plot = 0.0
         self.info = {"seqgate_version": __version__, "train": asdict(config),
                      "model_config": self.model.config().to_dict(), "parameters": self.model.n_parameters(),
-                     "device": str(world.device), "processes": world.size, "data": data.record.to_dict()}
+                     "device": str(world.device), "processes": world.size, "data": data.record.to_dict(),
+                     "epoch_frames": data.train_frames, "updates_per_epoch": data.updates_per_epoch(config)}
 
     def restore(self, last: Checkpoint) -> None:
         """Continue exactly where last.pt left off; the log is rewritten to match it, since an
