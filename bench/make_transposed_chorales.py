@@ -7,18 +7,23 @@ The bundled corpus (50 chorales) is too small to time training at scale; this wr
 the same kind of music big enough for that (about 4,000 files, over 500,000 training frames at
 seqgate's default 2 frames per quarter note). It takes every score under music21's corpus folder
 bach/ (the 371 chorales of Riemenschneider's edition and the other chorale settings music21 ships;
-the Roman-numeral analyses, .rntxt, are not scores and are left out), keeps those with exactly
-four parts whose repeats music21 can expand, converts each once with music21's MIDI writer (one
-track per part, repeats written out, one tempo throughout) and writes it transposed by each of
--5..+6 semitones with mido, key signatures moved along.
+the Roman-numeral analyses, .rntxt, are not scores and are left out), keeps the four-voice ones
+whose repeats music21 can expand, converts each once with music21's MIDI writer (one track per
+voice, repeats written out, one tempo throughout) and writes it transposed by each of -5..+6
+semitones with mido, key signatures moved along. A score of exactly four parts is taken whole; a
+cantata setting with instruments beside the choir (horns, trumpets and timpani, an obbligato
+violin, the continuo: about forty of them) is taken as its four vocal parts, the parts named
+Soprano, Alto, Tenor and Bass, one each, as the JSB chorales benchmark has them; the rest (a
+second soprano, a keyboard piece) are skipped.
 
 The files go into OUT/train/, OUT/valid/ and OUT/test/, which `seqgate prepare OUT` takes as the
-splits. A chorale's split comes from a hash of its name, so all 12 transpositions of a chorale are
-in the same split (validation and test never hold a transposition of a training piece), and adding
-or removing a chorale moves no other. A score whose notes are those of an earlier one (the corpus
+splits. A chorale's split comes from a hash of its name (its BWV number and movement; versions of
+one movement, bwv248.35-3 and bwv248.35-3c, go together), so all 12 transpositions of a chorale
+are in the same split (validation and test never hold a transposition of a training piece), and
+adding or removing a chorale moves no other. A score whose notes are those of an earlier one (the corpus
 holds a few chorales twice, under two numbers or in two formats; transposed copies count too) is
 skipped as a duplicate, so no music is in two splits either. OUT/chorales.tsv lists each chorale,
-its split, and what was skipped and why.
+the parts taken, its split, and what was skipped and why.
 
 music21 is a development dependency (`pip install -e .[dev]`); mido is a dependency of seqgate.
 The output is deterministic: the same music21 corpus gives the same files, byte for byte.
@@ -59,6 +64,9 @@ except ImportError:
 SPLITS = ("train", "valid", "test")
 SHIFTS = range(-5, 7)  # -5..+6 semitones: each of the 12 keys once
 VOICES = 4
+# A part is a voice of the choir by the first word of its name ("Bass", "Bass Continuo", "Soprano\r
+# Oboe 1,2\rViolin1"); "Continuo" alone, "Horn 1" and the like are instruments.
+VOICE_NAMES = ("soprano", "alto", "tenor", "bass")
 # The scores carry no tempo of Bach's; as scripts/make_sample_midi.py, write one, slower than
 # music21's 120. The roll follows the beat, not the clock, so this only matters for listening.
 DEFAULT_QPM = 80
@@ -93,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     duplicates = sum(row["reason"].startswith("duplicate") for row in skipped)
     size = sum((options.out / split / name).stat().st_size for split, names in written.items() for name in names)
     print(f"{len(rows)} scores: {len(kept)} chorales written, {len(skipped)} skipped "
-          f"({duplicates} duplicates, {len(skipped) - duplicates} not convertible or not four parts)")
+          f"({duplicates} duplicates, {len(skipped) - duplicates} not convertible or not four voices); "
+          f"{sum(row['parts'] != 'all' for row in kept)} of the chorales without their instruments")
     for split in SPLITS:
         chorales = sum(row["split"] == split for row in kept)
         print(f"  {split:5s}: {chorales:4d} chorales, {len(written[split]):5d} files")
@@ -129,16 +138,36 @@ def riemenschneider_numbers() -> dict[str, int]:
 
 
 def split_of(name: str, valid: float, test: float) -> str:
-    """The split of a chorale: from a hash of its name alone, so that it is the same for all of its
-    transpositions and on every run, and does not depend on which other chorales there are."""
-    position = int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big") / 2.0**64
+    """The split of a chorale: from a hash of its movement's name alone ('bwv248.35' for
+    'bwv248.35-3c'), so that it is the same for all of its transpositions and on every run, and
+    does not depend on which other chorales there are. The part after the dash names a version of
+    the movement (with continuo, a simpler setting, another source), often nearly the same notes,
+    so all versions go where the movement goes."""
+    movement = name.split("-")[0]
+    position = int.from_bytes(hashlib.sha256(movement.encode("utf-8")).digest()[:8], "big") / 2.0**64
     if position < 1 - valid - test:
         return "train"
     return "valid" if position < 1 - test else "test"
 
 
+def voice_parts(score) -> list | str:
+    """The four parts of a four-voice chorale: all four parts of a score that has four, else its
+    Soprano, Alto, Tenor and Bass parts (instruments left out); or why it is not one."""
+    if len(score.parts) == VOICES:
+        return list(score.parts)
+    by_voice: dict[str, list] = {}
+    for part in score.parts:
+        words = (part.partName or "").lower().split()
+        if words and words[0] in VOICE_NAMES:
+            by_voice.setdefault(words[0], []).append(part)
+    if [len(by_voice.get(voice, ())) for voice in VOICE_NAMES] != [1] * VOICES:
+        return f"{len(score.parts)} parts, not one each of soprano, alto, tenor, bass"
+    return [by_voice[voice][0] for voice in VOICE_NAMES]
+
+
 def convert(path: Path, qpm: float):
-    """A chorale as a mido.MidiFile (repeats written out, one tempo), or why it was skipped."""
+    """(a chorale as a mido.MidiFile, repeats written out, one tempo; which parts were taken), or
+    why it was skipped."""
     import mido
     from music21 import converter, midi, tempo
 
@@ -148,8 +177,14 @@ def convert(path: Path, qpm: float):
             score = converter.parse(path)
             if hasattr(score, "scores"):  # an Opus: not a single chorale
                 return "several pieces in one file"
-            if len(score.parts) != VOICES:
-                return f"{len(score.parts)} parts, not {VOICES}"
+            voices = voice_parts(score)
+            if isinstance(voices, str):
+                return voices
+            taken = "all" if len(score.parts) == VOICES else f"S/A/T/B of {len(score.parts)}"
+            kept = {id(part) for part in voices}
+            for part in list(score.parts):
+                if id(part) not in kept:  # an instrument: the chorale is the four voices
+                    score.remove(part)
             # One tempo for all: a few scores carry an encoder's "playback only" mark, which is no
             # more Bach's than music21's default.
             for mark in list(score.recurse().getElementsByClass(tempo.MetronomeMark)):
@@ -158,7 +193,7 @@ def convert(path: Path, qpm: float):
             data = midi.translate.streamToMidiFile(score).writestr()
     except Exception as error:  # noqa: BLE001  (music21 raises many types for a score it cannot convert)
         return f"music21 cannot convert it ({type(error).__name__})"
-    return mido.MidiFile(file=io.BytesIO(data))
+    return mido.MidiFile(file=io.BytesIO(data)), taken
 
 
 def fingerprint(midi_file) -> str:
@@ -226,12 +261,14 @@ def write_corpus(out: Path, qpm: float, fractions: tuple[float, float], started:
     written: dict[str, list[str]] = {split: [] for split in SPLITS}
     rows = []
     for index, (name, path) in enumerate(scores, 1):
-        row = {"name": name, "file": path.name, "riemenschneider": numbers.get(name, ""), "split": "", "reason": ""}
+        row = {"name": name, "file": path.name, "riemenschneider": numbers.get(name, ""), "parts": "",
+               "split": "", "reason": ""}
         rows.append(row)
         result = convert(path, qpm)
         if isinstance(result, str):
             row["reason"] = result
         else:
+            result, row["parts"] = result
             key = fingerprint(result)
             low, high = pitch_range(result)
             if key in seen:
@@ -260,7 +297,7 @@ def write_corpus(out: Path, qpm: float, fractions: tuple[float, float], started:
 
 
 def write_listing(path: Path, rows: list[dict]) -> None:
-    columns = ("name", "file", "riemenschneider", "split", "reason")
+    columns = ("name", "file", "riemenschneider", "parts", "split", "reason")
     lines = ["\t".join(columns)] + ["\t".join(str(row[column]) for column in columns) for row in rows]
     with atomic_write(path, "w") as handle:
         handle.write("\n".join(lines) + "\n")

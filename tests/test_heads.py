@@ -52,6 +52,20 @@ def test_nade_parallel_likelihood_equals_the_key_by_key_one():
     torch.testing.assert_close(parallel, one_by_one, atol=1e-5, rtol=1e-5)
 
 
+def test_nade_parallel_gradients_equal_the_key_by_key_ones():
+    head, _ = small_nade(seed=2)
+    features = torch.randn(7, 6, requires_grad=True)
+    frames = all_frames()[torch.randperm(2 ** KEYS, generator=torch.Generator().manual_seed(0))[:7]]
+    frames[0] = 0.0  # a silent frame beside frames of every polyphony
+    weights = torch.randn(7, KEYS)
+    parameters = [features, *head.parameters()]
+    parallel = torch.autograd.grad((head.conditional_logits(features, frames) * weights).sum(), parameters)
+    one_by_one = torch.stack([key_by_key_logits(head, features[i], frames[i]) for i in range(7)])
+    expected = torch.autograd.grad((one_by_one * weights).sum(), parameters)
+    for got, want in zip(parallel, expected):
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
 def test_nade_prediction_decides_keys_in_order_without_the_true_frame():
     head, features = small_nade(seed=2)
     frames = all_frames()[::101]

@@ -210,16 +210,30 @@ class NADEHead(nn.Module):
         return self.visible_bias(features)
 
     def conditional_logits(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """All conditionals at once, teacher-forced: logit_k = b_k + V_k . sigmoid(c + W_<k v_<k).
+        """All conditionals at once, teacher-forced: logit_k = b_k + V_k . sigmoid(c + W_<k v_<k),
+        for 0/1 targets v.
 
-        The (..., keys, H) tensor of hidden pre-activations is the memory this head costs; the
-        caller bounds it by evaluating long pieces in time chunks.
+        The hidden sum changes only at the keys that sound, so a frame with m of them has only
+        m + 1 distinct hidden vectors (before its first sounding key, after it, ...): those are
+        formed, passed through the sigmoid and multiplied by V once each, and every key takes the
+        products of the hidden vector below it. The work and memory go with the frame's polyphony
+        (the most of any frame in the batch), not with keys x H, the cost of the direct form.
         """
-        # Row k of `steps` is what key k - 1 adds to the hidden sum (row 0: the bias c), so the
-        # running sum over keys gives every key the keys strictly below it, in one pass.
-        steps = torch.cat([self.hidden_bias(features).unsqueeze(-2),
-                           targets[..., :-1].unsqueeze(-1) * self.W[:, :-1].t()], -2)  # (..., keys, H)
-        return self.visible_bias(features) + (torch.sigmoid(steps.cumsum(-2)) * self.V).sum(-1)
+        hidden_bias = self.hidden_bias(features)
+        lead, keys = hidden_bias.shape[:-1], self.n_units
+        c = hidden_bias.reshape(-1, self.size)
+        on = targets.reshape(-1, keys) > 0.5
+        below = torch.cumsum(on, 1) - on.long()  # sounding keys strictly below each key
+        most = int(on.sum(1).max()) if len(on) else 0
+        key_numbers = torch.arange(keys, device=on.device).expand_as(on)
+        # each frame's sounding keys from low to high, padded with the key past the last, whose
+        # column of W (below) is zero
+        sounding = torch.where(on, key_numbers, keys).sort(1).values[:, :most]
+        columns = torch.cat([self.W.t(), self.W.new_zeros(1, self.size)])[sounding]  # (frames, m, H)
+        hidden = torch.sigmoid(torch.cat([c.unsqueeze(1), c.unsqueeze(1) + columns.cumsum(1)], 1))
+        products = hidden @ self.V.t()  # (frames, m + 1, keys): each distinct hidden vector's logits
+        above = products.gather(1, below.unsqueeze(1)).squeeze(1)
+        return self.visible_bias(features) + above.reshape(*lead, keys)
 
     def nll(self, features: torch.Tensor, targets: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
         if not self.onsets:
