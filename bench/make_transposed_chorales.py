@@ -17,13 +17,15 @@ Soprano, Alto, Tenor and Bass, one each, as the JSB chorales benchmark has them;
 second soprano, a keyboard piece) are skipped.
 
 The files go into OUT/train/, OUT/valid/ and OUT/test/, which `seqgate prepare OUT` takes as the
-splits. A chorale's split comes from a hash of its name (its BWV number and movement; versions of
-one movement, bwv248.35-3 and bwv248.35-3c, go together), so all 12 transpositions of a chorale
-are in the same split (validation and test never hold a transposition of a training piece), and
-adding or removing a chorale moves no other. A score whose notes are those of an earlier one (the corpus
-holds a few chorales twice, under two numbers or in two formats; transposed copies count too) is
-skipped as a duplicate, so no music is in two splits either. OUT/chorales.tsv lists each chorale,
-the parts taken, its split, and what was skipped and why.
+splits (80/10/10 of the chorales, about). A chorale's split comes from a hash of its name (its BWV
+number and movement: versions of one movement, bwv248.35-3 and bwv248.35-3c, go together), so all
+12 transpositions of a chorale are in the same split (validation and test never hold a
+transposition of a training piece), on every run, and adding or removing a chorale moves no other.
+No music is in two splits either: a score whose notes are those of an earlier one (the corpus holds
+a few chorales twice, in two formats or with and without instruments; a transposed copy counts
+too) is skipped as a duplicate, and chorales that share 85% of their notes (a harmonization Bach
+used twice, a note changed) go where the first of them goes. OUT/chorales.tsv lists every score:
+the parts taken, its split, the near-duplicates it shares it with, or why it was skipped.
 
 music21 is a development dependency (`pip install -e .[dev]`); mido is a dependency of seqgate.
 The output is deterministic: the same music21 corpus gives the same files, byte for byte.
@@ -73,6 +75,12 @@ DEFAULT_QPM = 80
 # One path per score: music21 holds a few chorales both as MusicXML and as Humdrum.
 FORMAT_PREFERENCE = (".mxl", ".xml", ".musicxml", ".krn")
 LOWEST_PITCH, HIGHEST_PITCH = 21, 108  # the 88 keys seqgate's roll holds
+# Two chorales sharing this much of their notes (near_duplicates) are put in one split. In
+# music21's corpus nine pairs (one harmonization in two cantatas, or in a cantata and a
+# collection) share 89-99%; the next pairs share 79% and less: two harmonizations of one tune,
+# which are left apart, as in the JSB chorales benchmark.
+NEAR_OVERLAP = 0.85
+NEAR_SIZE = (0.8, 1.25)  # only chorales within this ratio of notes struck are compared
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -253,12 +261,51 @@ def transposed(midi_file, shift: int) -> bytes:
     return buffer.getvalue()
 
 
+def onset_set(midi_file) -> set[tuple[int, int]]:
+    """(eighth note, pitch) of every note struck: a chorale's notes on the grid seqgate reads."""
+    eighth, struck = max(1, midi_file.ticks_per_beat // 2), set()
+    for track in midi_file.tracks:
+        now = 0
+        for message in track:
+            now += message.time
+            if message.type == "note_on" and message.velocity > 0:
+                struck.add((now // eighth, message.note))
+    return struck
+
+
+def near_duplicates(chorales: dict[str, set[tuple[int, int]]]) -> list[tuple[str, str, float]]:
+    """(name, name, overlap) of every two chorales whose notes nearly coincide in some key.
+
+    Bach used some harmonizations in two cantatas (bwv158.4 and bwv279, bwv59.3 and bwv175.7),
+    with a note or a rhythm changed: not duplicates, but in two splits one would let a model be
+    tested on a piece it has all but learned. Overlap is the Jaccard index of the struck
+    (eighth, pitch) sets, the second moved to the first's key by their last bass notes (chorales
+    end on the tonic), or an octave either side of that.
+    """
+    final_bass = {name: min(notes, key=lambda note: (-note[0], note[1]))[1] for name, notes in chorales.items() if notes}
+    names, found = sorted(final_bass), []
+    for i, first in enumerate(names):
+        a = chorales[first]
+        for second in names[i + 1:]:
+            b = chorales[second]
+            if not NEAR_SIZE[0] < len(a) / len(b) < NEAR_SIZE[1]:  # too different in length to be the same
+                continue
+            base = final_bass[first] - final_bass[second]
+            best = 0.0
+            for move in (base, base - 12, base + 12):
+                moved = {(onset, pitch + move) for onset, pitch in b}
+                best = max(best, len(a & moved) / len(a | moved))
+            if best >= NEAR_OVERLAP:
+                found.append((first, second, best))
+    return found
+
+
 def write_corpus(out: Path, qpm: float, fractions: tuple[float, float], started: float):
     """Convert every score and write the kept ones in 12 keys; (listing rows, files per split)."""
     numbers = riemenschneider_numbers()
     scores = bach_scores()
     seen: dict[str, str] = {}  # note fingerprint -> name of the first score with those notes
-    written: dict[str, list[str]] = {split: [] for split in SPLITS}
+    kept: dict[str, tuple[dict, object]] = {}  # name -> (listing row, MIDI), in name order
     rows = []
     for index, (name, path) in enumerate(scores, 1):
         row = {"name": name, "file": path.name, "riemenschneider": numbers.get(name, ""), "parts": "",
@@ -277,16 +324,37 @@ def write_corpus(out: Path, qpm: float, fractions: tuple[float, float], started:
                 row["reason"] = "a transposition would leave the 88 keys"
             else:
                 seen[key] = name
-                split = row["split"] = split_of(name, *fractions)
-                for shift in SHIFTS:
-                    file_name = f"{name}_t{shift:+d}.mid"
-                    with atomic_write(out / split / file_name, "wb") as handle:
-                        handle.write(transposed(result, shift))
-                    written[split].append(file_name)
+                kept[name] = (row, result)
         if row["reason"]:
             print(f"skipped {name}: {row['reason']}", file=sys.stderr)
         if index % 50 == 0:
-            print(f"{index}/{len(scores)} scores, {time.perf_counter() - started:.0f} s", file=sys.stderr)
+            print(f"{index}/{len(scores)} scores converted, {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+    # Near-duplicates share a split: each group goes where its first name (in order) would go.
+    leader = {name: name for name in kept}
+
+    def find(name: str) -> str:
+        while leader[name] != name:
+            name = leader[name]
+        return name
+
+    pairs = near_duplicates({name: onset_set(midi) for name, (_, midi) in kept.items()})
+    for first, second, overlap in pairs:
+        print(f"near duplicates, one split: {first} and {second} ({overlap:.0%} of notes shared)", file=sys.stderr)
+        a, b = sorted((find(first), find(second)))
+        leader[b] = a
+        for name, other in ((first, second), (second, first)):
+            row = kept[name][0]
+            row["same_split_as"] = ",".join(filter(None, (row.get("same_split_as", ""), other)))
+
+    written: dict[str, list[str]] = {split: [] for split in SPLITS}
+    for name, (row, midi) in kept.items():
+        split = row["split"] = split_of(find(name), *fractions)
+        for shift in SHIFTS:
+            file_name = f"{name}_t{shift:+d}.mid"
+            with atomic_write(out / split / file_name, "wb") as handle:
+                handle.write(transposed(midi, shift))
+            written[split].append(file_name)
     # Leave no file of an earlier run (another split, a score since skipped) behind.
     for split in SPLITS:
         keep = set(written[split])
@@ -297,8 +365,8 @@ def write_corpus(out: Path, qpm: float, fractions: tuple[float, float], started:
 
 
 def write_listing(path: Path, rows: list[dict]) -> None:
-    columns = ("name", "file", "riemenschneider", "parts", "split", "reason")
-    lines = ["\t".join(columns)] + ["\t".join(str(row[column]) for column in columns) for row in rows]
+    columns = ("name", "file", "riemenschneider", "parts", "split", "same_split_as", "reason")
+    lines = ["\t".join(columns)] + ["\t".join(str(row.get(column, "")) for column in columns) for row in rows]
     with atomic_write(path, "w") as handle:
         handle.write("\n".join(lines) + "\n")
 
