@@ -39,6 +39,7 @@ def main() -> None:
     args.train_options = argv[split + 1:]  # further `seqgate train` options, after --
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="seqgate-minutes-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     run_dir = workdir / f"{args.cell}-run"
     command = [sys.executable, "-m", "seqgate", "train", "--cell", args.cell, "--data", str(args.data.resolve()),
                "--max-minutes", f"{args.minutes:g}", "--run-dir", str(run_dir), *args.train_options]

@@ -19,13 +19,18 @@ from seqgate.data.dataset import load_dataset
 from seqgate.training.runs import Run
 from seqgate.data.workers import FAULT_ENV
 
-ADDRESS_SPACE = 2 << 30
+ADDRESS_SPACE = 2 << 30  # what a case may map beyond the interpreter with torch loaded
 
 # Runs each case's seqgate command in this one process (imports paid once), under the cap;
 # prints one JSON line per case: exit code, stderr, and any exception that escaped as a traceback.
+# The cap counts from the address space the process holds once torch is loaded, which a CUDA
+# build of torch makes several GiB larger than the CPU build.
 RUNNER = r"""
 import contextlib, io, json, os, resource, sys, traceback
-resource.setrlimit(resource.RLIMIT_AS, (%d, %d))
+import torch
+with open("/proc/self/status") as status:
+    mapped = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (mapped + %d, mapped + %d))
 from seqgate.cli import main
 for case in json.loads(sys.stdin.read()):
     os.chdir(case["cwd"])

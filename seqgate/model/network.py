@@ -22,6 +22,7 @@ from torch import nn
 
 from seqgate.data.roll import N_KEYS
 from seqgate.errors import UserError, is_number
+from seqgate.model import fast_gru
 from seqgate.model.cells import CELLS, check_cell
 from seqgate.model.heads import HEADS, check_head, units_per_frame
 from seqgate.model.sizing import head_size_for
@@ -125,6 +126,7 @@ class NextStepModel(nn.Module):
                                                   dropout=dropout if layers > 1 else 0.0,
                                                   **dict(self._cell.layer_options))
         self._step = getattr(torch, self._cell.step)
+        self._cpu_forward = getattr(fast_gru, self._cell.cpu_forward) if self._cell.cpu_forward else None
         # The fused layers only drop out between layers; with one layer, dropout acts on the
         # hidden state before the output head, which is where a small model overfits.
         self.drop = nn.Dropout(dropout)
@@ -142,7 +144,10 @@ class NextStepModel(nn.Module):
 
     def features(self, inputs: torch.Tensor, state=None):
         """inputs: (batch, time, keys) previous frames -> (what the head reads, core state)."""
-        outputs, state = self.core(inputs, state)
+        if self._cpu_forward is not None:  # nn.GRU's numbers, faster on the CPU; the layer elsewhere
+            outputs, state = self._cpu_forward(self.core, inputs, state)
+        else:
+            outputs, state = self.core(inputs, state)
         return self.drop(outputs), state
 
     def forward(self, inputs: torch.Tensor, state=None):
