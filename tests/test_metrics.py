@@ -10,6 +10,7 @@ import pytest
 
 from seqgate.music.metrics import entropy_bits, roll_statistics
 from seqgate.data.keys import estimate_key
+from seqgate.data.roll import LOWEST_PITCH
 
 N_KEYS = 88
 # What the MusPy measures say of a corpus without frames: their denominators are empty.
@@ -95,11 +96,13 @@ def test_silent_and_empty_inputs():
     assert silent["empty_frame_share"] == 1.0
     assert silent["max_polyphony"] == 0
     assert silent["lowest_pitch"] is None and silent["highest_pitch"] is None
+    assert silent["mean_pitch"] is None
 
     nothing = roll_statistics([])
     assert nothing == {"frames": 0, "pieces": 0, "notes": 0, "mean_notes_per_frame": 0.0,
                        "pitch_class_entropy": 0.0, "empty_frame_share": 0.0, "max_polyphony": 0,
-                       "lowest_pitch": None, "highest_pitch": None, **NO_MUSPY_MEASURES}
+                       "lowest_pitch": None, "highest_pitch": None, "mean_pitch": None,
+                       **NO_MUSPY_MEASURES}
 
     # Zero-length pieces first, between and last: they count as pieces but hold no frame, and
     # must neither join the notes either side of them nor point past the end of the corpus.
@@ -434,3 +437,10 @@ def test_describe_corpus_takes_the_first_pieces_up_to_the_frame_cap(monkeypatch)
     assert restrikes[40] == pytest.approx(3 / 8)  # held at frames 1..3 and 1..5, struck again at 2; 2 and 4
     plain = Dataset.from_rolls(rolls, ["train"] * 3, ["a", "b", "c"], {"frames_per_quarter": 2})
     assert metrics.describe_corpus(plain, [0, 1, 2])[1] is None
+
+
+def test_mean_pitch_is_the_register_of_the_sounding_cells():
+    roll = np.zeros((4, N_KEYS), dtype=bool)
+    roll[:, 60 - LOWEST_PITCH] = True  # middle C held for 4 frames
+    roll[0, 72 - LOWEST_PITCH] = True  # an octave above for one
+    assert roll_statistics([roll])["mean_pitch"] == pytest.approx((4 * 60 + 72) / 5)

@@ -45,6 +45,7 @@ SAMPLE_MEASURES = {
     "mean_notes_per_frame": ("notes/frame", ".2f"),
     "polyphony": ("polyphony", ".2f"),
     "pitch_class_entropy": ("pitch-class entropy", ".2f"),
+    "mean_pitch": ("mean pitch", ".1f"),
     "scale_consistency": ("scale", ".1%"),
     "pitch_in_scale_rate": ("in key", ".1%"),
     "empty_beat_rate": ("empty beats", ".1%"),
@@ -83,6 +84,7 @@ def roll_statistics(rolls: list[np.ndarray], onsets: list[np.ndarray] | None = N
     max_polyphony          most keys sounding in one frame
     lowest_pitch           MIDI pitch of the lowest key that ever sounds, None if none does
     highest_pitch          MIDI pitch of the highest, None if none does
+    mean_pitch             the mean MIDI pitch of the sounding cells (the register), None if none
 
     The MusPy measures are None where their denominator is empty (MusPy returns NaN there), so a
     corpus without frames gives None for all five:
@@ -124,7 +126,7 @@ def roll_statistics(rolls: list[np.ndarray], onsets: list[np.ndarray] | None = N
     if frames == 0:
         return {"frames": 0, "pieces": len(rolls), "notes": 0, "mean_notes_per_frame": 0.0,
                 "pitch_class_entropy": 0.0, "empty_frame_share": 0.0, "max_polyphony": 0,
-                "lowest_pitch": None, "highest_pitch": None, "polyphony": None,
+                "lowest_pitch": None, "highest_pitch": None, "mean_pitch": None, "polyphony": None,
                 "scale_consistency": None, "pitch_in_scale_rate": None, "empty_beat_rate": None,
                 "groove_consistency": None}
     sounding = np.concatenate([roll.astype(bool, copy=False) for roll in rolls], axis=0)
@@ -161,6 +163,9 @@ def roll_statistics(rolls: list[np.ndarray], onsets: list[np.ndarray] | None = N
         "max_polyphony": int(keys_per_frame.max()),
         "lowest_pitch": int(LOWEST_PITCH + sounding_keys[0]) if sounding_keys.size else None,
         "highest_pitch": int(LOWEST_PITCH + sounding_keys[-1]) if sounding_keys.size else None,
+        # the register: the MIDI pitch of a sounding cell, on average
+        "mean_pitch": (float(LOWEST_PITCH + np.dot(np.arange(n_keys), frames_per_key) / frames_per_key.sum())
+                       if sounding_keys.size else None),
         "polyphony": float(keys_per_frame.sum() / sounding_frames) if sounding_frames else None,
         "scale_consistency": scale_consistency,
         "pitch_in_scale_rate": pitch_in_scale_rate,
