@@ -23,7 +23,7 @@ class Cell:
     paired_state: bool  # the state is (h, c), not h alone
     layer_options: tuple[tuple[str, object], ...]  # further keyword arguments of the layer
     summary: str  # for --help
-    # A function of seqgate.model.fast_gru that runs the layer faster on the CPU with the same
+    # A function of seqgate.model.fast_rnn that runs the layer faster on the CPU with the same
     # numbers (it falls back to the layer itself where it does not apply), or None.
     cpu_forward: str | None = None
 
@@ -34,7 +34,7 @@ class Cell:
 
 CELLS = {cell.name: cell for cell in (
     Cell("tanh", "RNN", "rnn_tanh_cell", ("h",), False, (("nonlinearity", "tanh"),),
-         "the traditional tanh RNN"),
+         "the traditional tanh RNN", cpu_forward="tanh_forward"),
     Cell("gru", "GRU", "gru_cell", ("r", "z", "n"), False, (),
          "gated recurrent unit (Cho et al. 2014)", cpu_forward="gru_forward"),
     Cell("lstm", "LSTM", "lstm_cell", ("i", "f", "g", "o"), True, (),

@@ -22,7 +22,7 @@ from torch import nn
 
 from seqgate.data.roll import N_KEYS
 from seqgate.errors import UserError, is_number
-from seqgate.model import fast_gru
+from seqgate.model import fast_rnn
 from seqgate.model.cells import CELLS, check_cell
 from seqgate.model.heads import HEADS, check_head, units_per_frame
 from seqgate.model.sizing import head_size_for
@@ -126,7 +126,7 @@ class NextStepModel(nn.Module):
                                                   dropout=dropout if layers > 1 else 0.0,
                                                   **dict(self._cell.layer_options))
         self._step = getattr(torch, self._cell.step)
-        self._cpu_forward = getattr(fast_gru, self._cell.cpu_forward) if self._cell.cpu_forward else None
+        self._cpu_forward = getattr(fast_rnn, self._cell.cpu_forward) if self._cell.cpu_forward else None
         # The fused layers only drop out between layers; with one layer, dropout acts on the
         # hidden state before the output head, which is where a small model overfits.
         self.drop = nn.Dropout(dropout)

@@ -1,11 +1,11 @@
-"""model.fast_gru reproduces nn.GRU: outputs, h_n, and the gradients of the input, h0 and every
+"""model.fast_rnn reproduces nn.GRU and nn.RNN (tanh): outputs, h_n, and the gradients of the input, h0 and every
 parameter, in float64 (tight) and float32; and seqgate's GRU takes that path on the CPU only."""
 
 import pytest
 import torch
 from torch import nn
 
-from seqgate.model import fast_gru as F
+from seqgate.model import fast_rnn as F
 from seqgate.model.network import NextStepModel
 
 TOL = {torch.float64: dict(rtol=1e-9, atol=1e-11), torch.float32: dict(rtol=1e-4, atol=2e-5)}
@@ -220,3 +220,39 @@ def test_a_gru_with_dropout_between_layers_trains_through_nn_gru(monkeypatch):
     monkeypatch.setattr(F, "fast_gru", lambda *args, **kwargs: pytest.fail("fast path taken"))
     model = NextStepModel("gru", 6, layers=2, dropout=0.5, head="bernoulli").train()
     model.features(torch.zeros(2, 5, 88))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("with_h0", [False, True], ids=["h0None", "h0"])
+def test_the_tanh_rnn_matches_nn_rnn(dtype, layers, with_h0):
+    torch.manual_seed(1)
+    rnn = nn.RNN(7, 5, num_layers=layers, batch_first=True).to(dtype)
+    with torch.no_grad():
+        for p in rnn.parameters():
+            p.uniform_(-0.8, 0.8)
+    x = torch.randn(3, 9, 7, dtype=dtype, requires_grad=True)
+    h0 = torch.randn(layers, 3, 5, dtype=dtype, requires_grad=True) if with_h0 else None
+    go, gh = torch.randn(3, 9, 5, dtype=dtype), torch.randn(layers, 3, 5, dtype=dtype)
+    results = []
+    for forward in (F.tanh_forward, nn.RNN.forward):
+        out, hn = forward(rnn, x, h0)
+        inputs = [x, *([h0] if with_h0 else []), *rnn.parameters()]
+        grads = torch.autograd.grad((out * go).sum() + (hn * gh).sum(), inputs)
+        results.append((out, hn, grads))
+    (out, hn, grads), (want_out, want_hn, want_grads) = results
+    _close(out, want_out, dtype, "output")
+    _close(hn, want_hn, dtype, "h_n")
+    for got, want in zip(grads, want_grads):
+        _close(got, want, dtype, "gradient")
+
+
+def test_the_model_takes_the_fast_tanh_path_on_the_cpu(monkeypatch):
+    torch.manual_seed(0)
+    model = NextStepModel("tanh", 12, head="bernoulli")
+    calls, original = [], F._TanhLayerFn.apply
+    monkeypatch.setattr(F._TanhLayerFn, "apply", lambda *args: calls.append(1) or original(*args))
+    x = (torch.rand(3, 20, 88) < 0.1).float()
+    fast, _ = model.features(x)
+    assert calls, "the tanh RNN did not take the fast path"
+    torch.testing.assert_close(fast, nn.RNN.forward(model.core, x)[0], **TOL[torch.float32])

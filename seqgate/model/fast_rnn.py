@@ -1,5 +1,5 @@
-"""A GRU for the CPU with exactly nn.GRU's parameters, outputs and gradients, and a fraction of
-its cost at seqgate's sizes.
+"""A GRU and a tanh RNN for the CPU with exactly nn.GRU's and nn.RNN's parameters, outputs and
+gradients, and a fraction of their cost at seqgate's sizes.
 
 On the CPU torch's nn.LSTM runs one oneDNN primitive per layer, while nn.GRU runs ATen's generic
 per-step loop differentiated op by op (about 20 small autograd nodes a time step), which made the
@@ -22,8 +22,9 @@ torch's gate order r, z, n, the reset applied after the recurrent product:
 
 gru_forward(module, inputs, h0) takes this path where fast_gru_applicable says it reproduces the
 module (CPU, float32/64, unidirectional, no dropout between layers while training) and calls
-nn.GRU otherwise, so a GPU keeps cuDNN. tests/test_fast_gru.py checks outputs and every gradient
-against nn.GRU.
+nn.GRU otherwise, so a GPU keeps cuDNN; tanh_forward does the same for a tanh nn.RNN, whose
+generic loop lags torch's oneDNN LSTM too. tests/test_fast_rnn.py checks outputs and every
+gradient against torch's layers.
 """
 
 from __future__ import annotations
@@ -305,3 +306,85 @@ def gru_forward(gru: nn.GRU, inputs, h0=None):
     if fast_gru_applicable(gru, inputs, h0):
         return fast_gru(inputs, h0, module_weights(gru), batch_first=gru.batch_first)
     return nn.GRU.forward(gru, inputs, h0)
+
+
+# ---- the tanh RNN: h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
+
+
+class _TanhLayerFn(torch.autograd.Function):
+    """One time-major tanh layer: (x (T,B,I), h0 (B,H), weights) -> (out (T,B,H), h_T (B,H)).
+
+    The same plan as the GRU's: the input projections (both biases folded in) in one matmul, a
+    loop of two in-place calls a step each way, the weight gradients as single matmuls after it.
+    """
+
+    @staticmethod
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh):
+        h0, w_hh = h0.contiguous(), w_hh.contiguous()
+        out = _tanh_forward(x, h0, w_ih, w_hh, b_ih, b_hh)
+        ctx.save_for_backward(x, h0, w_ih, w_hh, out)
+        ctx.has_bias = b_ih is not None
+        return out, out[-1].clone()  # an output must not be a view of another
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out, grad_hT):
+        x, h0, w_ih, w_hh, out = ctx.saved_tensors
+        T, B, I = x.shape
+        H = w_hh.size(1)
+        with torch.inference_mode():
+            # dL/d(pre-activation) a_t = (dL/dout_t + a_{t+1} W_hh) * (1 - h_t^2), from the last step back
+            slope = torch.mul(out, out).neg_().add_(1)
+            grad = (grad_out if grad_out is not None else out.new_zeros(T, B, H)).clone(memory_format=torch.contiguous_format)
+            if grad_hT is not None:
+                grad[-1].add_(grad_hT)
+            steps = grad.unbind(0)
+            slopes = slope.unbind(0)
+            steps[-1].mul_(slopes[-1])
+            for t in range(T - 1, 0, -1):
+                steps[t - 1].addmm_(steps[t], w_hh).mul_(slopes[t - 1])
+            grad_h0 = torch.mm(steps[0], w_hh) if ctx.needs_input_grad[1] else None
+        grad = grad.clone(memory_format=torch.contiguous_format)  # ordinary tensors from here on: they may end up in .grad
+        flat = grad.view(-1, H)
+        grad_x = torch.mm(flat, w_ih).view(T, B, I) if ctx.needs_input_grad[0] else None
+        grad_w_ih = torch.mm(flat.t(), x.reshape(-1, I)) if ctx.needs_input_grad[2] else None
+        grad_w_hh = (torch.addmm(torch.mm(grad[0].t(), h0), grad[1:].reshape(-1, H).t(), out[:-1].reshape(-1, H))
+                     if ctx.needs_input_grad[3] else None)
+        grad_bias = flat.sum(0) if ctx.has_bias else None
+        return (grad_x, None if grad_h0 is None else grad_h0.clone(), grad_w_ih, grad_w_hh,
+                grad_bias, None if grad_bias is None else grad_bias.clone())  # two tensors: clipping scales each in place
+
+
+def _tanh_forward(x, h0, w_ih, w_hh, b_ih, b_hh):
+    """The layer's outputs (T,B,H), no autograd (inference_mode: see _layer_forward)."""
+    H = w_hh.size(1)
+    with torch.inference_mode():
+        flat = x.reshape(-1, x.size(2))
+        out = (torch.addmm(b_ih + b_hh, flat, w_ih.t()) if b_ih is not None
+               else torch.mm(flat, w_ih.t())).view(x.size(0), x.size(1), H)
+        steps, recurrent, h = out.unbind(0), w_hh.t(), h0
+        for t in range(x.size(0)):
+            h = steps[t].addmm_(h, recurrent).tanh_()
+    return out.clone() if not torch.is_inference_mode_enabled() else out
+
+
+def tanh_forward(rnn: nn.RNN, inputs, h0=None):
+    """Drop-in for `rnn(inputs, h0)` of a tanh nn.RNN: the loops above where they reproduce it
+    (as fast_gru_applicable says, and a tanh nonlinearity), else nn.RNN itself."""
+    if rnn.nonlinearity != "tanh" or not fast_gru_applicable(rnn, inputs, h0):
+        return nn.RNN.forward(rnn, inputs, h0)
+    x = (inputs.transpose(0, 1) if rnn.batch_first else inputs).contiguous()
+    H, B = rnn.hidden_size, x.size(1)
+    track = torch.is_grad_enabled() and (inputs.requires_grad or (h0 is not None and h0.requires_grad)
+                                         or any(p.requires_grad for p in rnn.parameters()))
+    finals = []
+    for layer, weights in enumerate(module_weights(rnn)):
+        start = x.new_zeros(B, H) if h0 is None else h0[layer]
+        if track:
+            x, final = _TanhLayerFn.apply(x, start, *weights)
+        else:
+            with torch.no_grad():
+                x = _tanh_forward(x, start.contiguous(), weights[0], weights[1].contiguous(), *weights[2:])
+            final = x[-1]
+        finals.append(final)
+    return (x.transpose(0, 1) if rnn.batch_first else x), torch.stack(finals, 0)
