@@ -152,3 +152,12 @@ def test_the_start_of_a_run_says_what_an_epoch_is_and_which_limits_stop_it(tiny_
     assert "stops at the first of: epoch 2, 20 epochs without a better validation NLL, 5 minutes of training" in out
     assert "s/epoch, ends within" in out and "early stop at epoch" in out
     assert "stopped at the epoch limit, 2 epochs" in out
+
+
+def test_a_run_has_a_time_budget_unless_told_none():
+    assert TrainConfig().max_minutes > 0  # the default run ends in minutes on any corpus
+    unlimited = TrainConfig(max_minutes=0)
+    unlimited.validate()
+    assert unlimited.max_minutes is None
+    with pytest.raises(UserError, match="--max-minutes"):
+        TrainConfig(max_minutes=-1).validate()

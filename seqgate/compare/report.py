@@ -113,8 +113,7 @@ def equivalent_command(settings) -> str:
     words = ["seqgate", "compare", *settings.cells, "--head", ",".join(settings.heads),
              "--data", str(settings.data), "-o", str(settings.output), "--params", str(settings.params),
              "--seeds", str(settings.seeds), "--max-epochs", str(settings.max_epochs)]
-    if settings.max_minutes is not None:
-        words += ["--max-minutes", f"{settings.max_minutes:g}"]
+    words += ["--max-minutes", f"{settings.max_minutes or 0:g}"]  # 0: none, not the default budget
     words += ["--recipe", settings.recipe]
     if settings.device != "auto":
         words += ["--device", settings.device]
