@@ -145,15 +145,17 @@ def stop_reason(summary: dict) -> str:
 
 
 def outlook_text(progress, settings) -> str:
-    """"12.3 s/epoch, ends within 0:41:00 (max epochs); early stop at epoch 57 unless it improves"."""
+    """"7.5 s/epoch, <= 0:37:21 left (max epochs), early stop at epoch 23": the seconds an epoch so
+    far, the latest end the epoch and time limits allow, and the epoch at which early stopping
+    ends the run unless the validation NLL improves."""
     from seqgate.training.train import time_left
 
     seconds, limit, early_stop_epoch = time_left(progress, settings)
     if seconds is None:
         return ""
     minutes, rest = divmod(int(round(seconds)), 60)
-    return (f"{progress.seconds / progress.epoch:.1f} s/epoch, ends within {minutes // 60}:{minutes % 60:02d}:"
-            f"{rest:02d} ({limit}); early stop at epoch {early_stop_epoch} unless it improves")
+    return (f"{progress.seconds / progress.epoch:.1f} s/epoch, <= {minutes // 60}:{minutes % 60:02d}:{rest:02d} "
+            f"left ({limit}), early stop at epoch {early_stop_epoch}")
 
 
 class TrainDisplay:
@@ -165,9 +167,9 @@ class TrainDisplay:
 
         self.max_epochs = max_epochs
         self.bar = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+            TextColumn("[bold]{task.description}"), BarColumn(bar_width=10), MofNCompleteColumn(),
             TextColumn("train {task.fields[train]} valid {task.fields[valid]} "
-                       "best {task.fields[best]} {task.fields[speed]}"),
+                       "(best {task.fields[best]}) {task.fields[speed]}"),
             TextColumn("{task.fields[outlook]}"), console=console, transient=False)
         self.task = None
         self.settings = None
