@@ -16,7 +16,7 @@ from seqgate.compare.demo import DEMO_OUTPUT
 from seqgate.errors import UserError
 from seqgate.model.cells import CELL_HELP, CELLS
 from seqgate.data.roll import HIGHEST_PITCH, LOWEST_PITCH
-from seqgate.settings import (DEFAULT_PARAMS, EVALUATE_CHECKPOINT, EVALUATE_DEVICE, EVALUATE_SPLIT, RECIPES,
+from seqgate.settings import (DEFAULT_PARAMS, MOST_PARAMS_FOR_A_CORPUS, PARAMS_PER_TRAINING_FRAME, EVALUATE_CHECKPOINT, EVALUATE_DEVICE, EVALUATE_SPLIT, RECIPES,
                               CompareConfig, PrepareConfig, SampleConfig, TrainConfig)
 
 RECIPE_HELP = "; ".join(f"{name}: {recipe.summary}" for name, recipe in RECIPES.items())
@@ -206,7 +206,7 @@ class TrainDisplay:
 def train(
     cell: str = typer.Option(TrainConfig.cell, "--cell", "-c", help=CELL_HELP + "."),
     data: Path = typer.Option(DEFAULT_DATASET, "--data", "-d", help="Dataset file from `seqgate prepare`."),
-    params: Optional[int] = typer.Option(None, "--params", help=f"Parameter budget; the hidden size is solved for it (default {DEFAULT_PARAMS})."),
+    params: Optional[int] = typer.Option(None, "--params", help=f"Parameter budget; the hidden size is solved for it (default: {DEFAULT_PARAMS:,} on the benchmark corpora, the paper's size; on another corpus {PARAMS_PER_TRAINING_FRAME:g} a training frame, {DEFAULT_PARAMS:,} to {MOST_PARAMS_FOR_A_CORPUS:,})."),
     hidden: Optional[int] = typer.Option(None, "--hidden", help="Hidden units (instead of --params)."),
     head: str = typer.Option(TrainConfig.head, "--head", help="Output of a frame: nade (RNN-NADE, keys in order) or bernoulli (independent keys, the paper's)."),
     nade_hidden: Optional[int] = typer.Option(None, "--nade-hidden", help="NADE hidden units (default: 3/4 of the recurrent units, sized with them by --params)."),

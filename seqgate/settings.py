@@ -14,6 +14,11 @@ from seqgate.data.roll import DEFAULT_FRAMES_PER_QUARTER, MAX_FRAMES_PER_QUARTER
 from seqgate.errors import UserError
 
 DEFAULT_PARAMS = 20_000  # the paper's Table 1 budget
+# A run given neither --params nor --hidden on a corpus that is not one of the benchmarks is sized
+# by its training frames (sizing.params_for_corpus), up to the largest size measured to gain within
+# the default time budget (the README's table); the benchmarks keep the paper's size.
+PARAMS_PER_TRAINING_FRAME = 0.2
+MOST_PARAMS_FOR_A_CORPUS = 300_000
 # The output distribution of a frame, one of heads.HEADS: "nade" (RNN-NADE) rather than the
 # paper's independent "bernoulli" keys (the README's results compare the two).
 DEFAULT_HEAD = "nade"
@@ -77,7 +82,7 @@ class TrainConfig:
     cell: str = "gru"
     data: str = str(DEFAULT_DATASET)
     hidden: int | None = None
-    params: int | None = None  # with hidden unset: DEFAULT_PARAMS
+    params: int | None = None  # with hidden unset, None: sizing.params_for_corpus (train decides)
     head: str = DEFAULT_HEAD
     nade_hidden: int | None = None  # NADE hidden units; None: sizing.NADE_UNITS_PER_HIDDEN x hidden
     layers: int = 1

@@ -93,3 +93,14 @@ def test_load_checkpoint_refuses_a_file_that_is_not_a_checkpoint(tmp_path):
     path.write_text("hello")
     with pytest.raises(UserError):
         load_checkpoint(path)
+
+
+def test_a_run_that_names_no_size_is_sized_by_its_corpus():
+    from seqgate.model.sizing import params_for_corpus
+    from seqgate.settings import DEFAULT_PARAMS, MOST_PARAMS_FOR_A_CORPUS
+
+    assert params_for_corpus(13_807, benchmark=True) == DEFAULT_PARAMS  # JSB keeps the paper's size
+    assert params_for_corpus(515_256, benchmark=True) == DEFAULT_PARAMS
+    assert params_for_corpus(515_256, benchmark=False) == 103_000
+    assert params_for_corpus(1_000, benchmark=False) == DEFAULT_PARAMS  # never below the paper's
+    assert params_for_corpus(10 ** 9, benchmark=False) == MOST_PARAMS_FOR_A_CORPUS

@@ -9,10 +9,21 @@ from seqgate.data.roll import N_KEYS
 from seqgate.errors import UserError
 from seqgate.model.cells import CELLS, check_cell
 from seqgate.model.heads import HEADS, check_head, units_per_frame
+from seqgate.settings import DEFAULT_PARAMS, MOST_PARAMS_FOR_A_CORPUS, PARAMS_PER_TRAINING_FRAME
 
 # Under a parameter budget a NADE head gets this many hidden units per recurrent unit (the split
 # of the README's JSB table: a 32-unit GRU with a 24-unit NADE).
 NADE_UNITS_PER_HIDDEN = 0.75
+
+
+def params_for_corpus(training_frames: int, benchmark: bool) -> int:
+    """The parameter budget of a run that names none: DEFAULT_PARAMS on a benchmark corpus, else
+    PARAMS_PER_TRAINING_FRAME a training frame (in thousands), from DEFAULT_PARAMS up to
+    MOST_PARAMS_FOR_A_CORPUS."""
+    if benchmark:
+        return DEFAULT_PARAMS
+    budget = round(PARAMS_PER_TRAINING_FRAME * training_frames, -3)
+    return int(min(MOST_PARAMS_FOR_A_CORPUS, max(DEFAULT_PARAMS, budget)))
 
 
 def head_size_for(head: str, hidden: int, head_size: int | None = None) -> int:

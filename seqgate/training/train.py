@@ -39,7 +39,9 @@ from seqgate.training.distributed import World, join, leave
 from seqgate.errors import UserError, is_number
 from seqgate.training.evaluate import EVALUATION_BATCH_SIZE, evaluate_batches
 from seqgate.music.metrics import describe_corpus
+from seqgate.data.benchmarks import recognise_dataset
 from seqgate.model.network import NextStepModel, few_threads_for_small_work, shift_right
+from seqgate.model.sizing import params_for_corpus
 from seqgate.training.runs import Checkpoint, DataRecord, ResumeState, Run, new_run, open_run
 from seqgate.settings import RECIPES, TrainConfig
 
@@ -124,6 +126,8 @@ def _train(config: TrainConfig, run_dir: Path | None, resume: bool, display, wor
     if last is not None:
         config = _resumed_config(last, config, run.checkpoint_path("last.pt"))
     data = TrainingData(config, world, dataset)
+    if config.hidden is None and config.params is None:  # written into the run's settings, for resume
+        config.params = params_for_corpus(data.train_frames, data.benchmark is not None)
     session = Session(config, data, run, world)
     if last is not None:
         session.restore(last)
@@ -210,6 +214,7 @@ class TrainingData:
         self.n_keys = int(dataset.roll_format()["n_keys"])
         self.onsets = dataset.onsets is not None
         self.train_frames = dataset.frames(self.train)
+        self.benchmark = recognise_dataset(dataset)  # one of the four benchmark corpora, or None
         tempos = [t for t in dataset.meta.get("tempos") or [] if t]
         train_stats, restrikes = describe_corpus(dataset, self.train)
         frequency = dataset.key_counts(self.train) / max(self.train_frames, 1)
