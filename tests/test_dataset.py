@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from seqgate.data.dataset import Dataset, dataset_fingerprint, load_dataset
-from seqgate.data.writer import save_dataset
-from seqgate.data.writer import DatasetWriter
+from seqgate.data.writer import DatasetWriter, save_dataset
 from seqgate.errors import UserError
 
 
@@ -118,3 +117,25 @@ def test_a_grid_that_is_not_a_whole_number_of_frames_per_quarter_is_refused(tmp_
     save_dataset(Dataset.from_rolls([roll], ["train"], ["a"], {"frames_per_quarter": 0.3}), tmp_path / "d.npz")
     with pytest.raises(UserError, match="frames_per_quarter is 0.3"):
         load_dataset(tmp_path / "d.npz")
+
+
+def test_a_member_header_with_an_unclosed_bracket_is_refused_in_one_line(tmp_path):
+    """A flipped bit in a member's .npy header can leave a bracket unclosed; numpy's header parser
+    then raises Python's tokenize.TokenError, which must become the usual refusal."""
+    import zipfile
+
+    path = tmp_path / "d.npz"
+    save_dataset(Dataset.from_rolls([np.eye(88, dtype=bool)[:5]], ["train"], ["a"]), path)
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    raw = members["pitches.npy"]
+    length = int.from_bytes(raw[8:10], "little")
+    header = raw[10:10 + length].decode("latin1")
+    assert ")," in header
+    broken = header.replace("),", ",", 1).ljust(length)[:length]  # "(5,)," -> "(5,,": "(" never closes
+    members["pitches.npy"] = raw[:10] + broken.encode("latin1") + raw[10 + length:]
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(UserError, match="not a seqgate dataset file"):
+        load_dataset(path)

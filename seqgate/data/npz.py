@@ -10,6 +10,7 @@ objects are never read. Nothing here knows what the arrays mean (dataset.py chec
 
 from __future__ import annotations
 
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -42,7 +43,9 @@ def read_npz(path: Path, expected: dict[str, tuple[str, int]], required: set[str
                 with archive.open(info) as member:
                     arrays[name] = _read_member(member, name, info, *expected[name])
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError,
-            UnicodeDecodeError, MemoryError) as error:
+            UnicodeDecodeError, MemoryError, SyntaxError, tokenize.TokenError) as error:
+        # numpy parses a member's header with Python's tokenizer: a flipped bit there can surface
+        # as a TokenError (an unclosed bracket) or a SyntaxError, not only a ValueError
         raise BadNpz(f"{type(error).__name__}: {str(error)[:160]}") from None
     missing = sorted(required - set(arrays))
     if missing:
