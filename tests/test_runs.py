@@ -94,3 +94,27 @@ def test_metrics_append_and_rewrite_and_a_broken_line_is_named(tmp_path):
         handle.write('\n{"epoch": "three"}\n')
     with pytest.raises(UserError, match="metrics.jsonl, line 2: not a metrics record"):
         run.read_metrics()
+
+
+def test_a_checkpoint_whose_weights_changed_after_saving_is_refused_in_one_line(tmp_path):
+    """A flipped bit in a checkpoint's tensor data loads as other weights unless a digest of them
+    was saved; seqgate saves one and compares it."""
+    import torch
+
+    from seqgate.model.network import NextStepModel
+    from seqgate.training.runs import Checkpoint, DataRecord, load_checkpoint_file
+
+    model = NextStepModel("gru", 4, head="bernoulli")
+    run = Run(tmp_path / "run")
+    run.folder.mkdir()
+    run.save_checkpoint("best.pt", Checkpoint(model.config(), model.state_dict(), DataRecord()))
+    assert load_checkpoint_file(run.checkpoint_path("best.pt")).epoch == 0  # intact: loads
+    payload = torch.load(run.checkpoint_path("best.pt"), weights_only=True)
+    flipped = payload["model"]["core.weight_hh_l0"].view(torch.int32)
+    flipped[0, 0] ^= 1 << 20  # one bit of one weight, as a damaged disk or copy would
+    torch.save(payload, run.checkpoint_path("best.pt"))
+    with pytest.raises(UserError, match="do not match the digest"):
+        load_checkpoint_file(run.checkpoint_path("best.pt"))
+    del payload["weights_digest"]  # a checkpoint from before digests: loaded as it is
+    torch.save(payload, run.checkpoint_path("best.pt"))
+    load_checkpoint_file(run.checkpoint_path("best.pt"))

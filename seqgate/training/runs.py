@@ -235,6 +235,7 @@ class Checkpoint:
 
     def to_payload(self) -> dict:
         payload = {"format": self.FORMAT, "model_config": self.model_config.to_dict(), "model": self.weights,
+                   "weights_digest": weights_digest(self.weights),
                    "data": self.data.to_dict(), "epoch": self.epoch, "valid_nll": self.valid_nll}
         return {**payload, **asdict(self.resume)} if self.resume is not None else payload
 
@@ -245,6 +246,11 @@ class Checkpoint:
             raise UserError(f"{path} is not a seqgate checkpoint")
         config = ModelConfig.from_stored(payload["model_config"], path)
         check_weights(config, payload["model"], path)
+        # torch does not check the zip's CRCs: a flipped bit in the tensor data would load as other,
+        # valid-looking weights. Checkpoints from before the digest carry none and load as they are.
+        digest = payload.get("weights_digest")
+        if digest is not None and digest != weights_digest(payload["model"]):
+            raise UserError(f"{path}: its weights do not match the digest saved with them (the file is damaged)")
         resume_fields = ResumeState.__dataclass_fields__
         resume = ResumeState(**{name: payload[name] for name in resume_fields}) \
             if all(name in payload for name in resume_fields) else None
@@ -260,6 +266,18 @@ class Checkpoint:
         model.load_state_dict(self.weights)
         model.eval()
         return model
+
+
+def weights_digest(weights: dict) -> str:
+    """SHA-256 of every tensor's name, dtype, shape and bytes, in name order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(weights):
+        tensor = weights[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
 
 
 def load_checkpoint_file(path: str | os.PathLike, map_location="cpu") -> Checkpoint:
