@@ -244,6 +244,13 @@ def train(
             Console(stderr=True).print(f"interrupted: {stopped}/last.pt holds the last finished epoch; "
                                        f"continue with `seqgate train --resume --run-dir {stopped}`")
         raise typer.Exit(130)
+    except KeyboardInterrupt:
+        # a second Ctrl-C or SIGTERM while train was already stopping: click would call it
+        # "Aborted!" and exit 1; last.pt is still whole (every file is written atomically)
+        if main_process:
+            Console(stderr=True).print("interrupted: the run's last.pt holds the last finished epoch; "
+                                       "continue with `seqgate train --resume --run-dir RUN`")
+        raise typer.Exit(130)
     if not main_process:
         return
     from seqgate.training.evaluate import nll_quantity

@@ -162,3 +162,21 @@ def test_a_run_has_a_time_budget_unless_told_none():
     assert unlimited.max_minutes is None
     with pytest.raises(UserError, match="--max-minutes"):
         TrainConfig(max_minutes=-1).validate()
+
+
+def test_an_interrupt_that_escapes_train_still_exits_130_in_one_line(monkeypatch, capsys):
+    """A second Ctrl-C (or SIGTERM) landing while train is already stopping reaches the command
+    as a bare KeyboardInterrupt; it must not become click's "Aborted!" and exit code 1."""
+    from seqgate import cli
+    from seqgate.training import train as training
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train", interrupted)
+    monkeypatch.setattr(sys, "argv", ["seqgate", "train", "--hidden", "4"])
+    with pytest.raises(SystemExit) as stop:
+        cli.main()
+    assert stop.value.code == 130
+    err = capsys.readouterr().err
+    assert "--resume" in err and "Aborted" not in err and "Traceback" not in err
