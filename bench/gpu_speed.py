@@ -32,7 +32,7 @@ from seqgate.model.cells import CELLS
 from seqgate.model.heads import HEADS
 from seqgate.model.network import NextStepModel, shift_right
 from seqgate.model.sizing import hidden_for_params
-from seqgate.training.batches import dense_batch, training_windows
+from seqgate.training.batches import dense_batch, training_windows, transpose_limits
 
 
 def synchronise(device: torch.device) -> None:
@@ -52,10 +52,8 @@ def frames_per_second(cell: str, head: str, params: int, dataset, pieces, args, 
         windows = training_windows(lengths, args.window, rng)
         chosen = [windows[i] for i in rng.choice(len(windows), args.batches)]
         chosen = [(pieces[p], s, e) for p, s, e in chosen]
-        shifts = rng.integers(-6, 7, len(chosen))
-        ranges = [dataset.key_range(p) or (0, 87) for p, _, _ in chosen]  # a silent piece moves freely
-        lows, highs = [low for low, _ in ranges], [87 - high for _, high in ranges]
-        shifts = [int(np.clip(s, -low, high)) for s, low, high in zip(shifts, lows, highs)]
+        limits = [transpose_limits(dataset, p) for p, _, _ in chosen]  # never a note off the keyboard
+        shifts = [int(np.clip(s, -down, up)) for s, (down, up) in zip(rng.integers(-6, 7, len(chosen)), limits)]
         batch, mask = dense_batch(dataset, chosen, shifts, device)
         loss = (model.nll(shift_right(batch), batch)[0] * mask).sum() / mask.sum()
         optimizer.zero_grad(set_to_none=True)

@@ -6,12 +6,11 @@ starts fast.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields, replace
 
 from seqgate.data.dataset import DEFAULT_DATASET
 from seqgate.data.roll import DEFAULT_FRAMES_PER_QUARTER, MAX_FRAMES_PER_QUARTER, is_grid
-from seqgate.errors import UserError
+from seqgate.errors import UserError, is_finite_number, is_number
 
 DEFAULT_PARAMS = 20_000  # the paper's Table 1 budget
 # A run given neither --params nor --hidden on a corpus that is not one of the benchmarks is sized
@@ -41,11 +40,11 @@ class PrepareConfig:
         if not is_grid(self.frames_per_quarter):
             raise UserError(f"frames per quarter must be 1..{MAX_FRAMES_PER_QUARTER}, not {self.frames_per_quarter}")
         fractions = self.split_fractions
-        if len(fractions) != 3 or not all(_finite(f) and f >= 0 for f in fractions):
+        if len(fractions) != 3 or not all(is_finite_number(f) and f >= 0 for f in fractions):
             raise UserError(f"split fractions must be three non-negative numbers, got {tuple(fractions)}")
         if abs(sum(fractions) - 1.0) > 1e-6:
             raise UserError(f"split fractions must sum to 1, got {sum(fractions):g}")
-        if self.workers is not None and not (_whole(self.workers) and self.workers >= 1):
+        if self.workers is not None and not (is_number(self.workers, whole=True) and self.workers >= 1):
             raise UserError(f"--workers must be at least 1, got {self.workers}")
         return replace(self, split_fractions=tuple(float(f) for f in fractions))
 
@@ -192,7 +191,7 @@ class CompareConfig:
         if repeated:
             raise UserError(f"cell {repeated[0]} is named twice; use --seeds for repeated runs")
         for name in ("seeds", "jobs"):
-            if not _whole(getattr(self, name)) or getattr(self, name) < 1:
+            if not is_number(getattr(self, name), whole=True) or getattr(self, name) < 1:
                 raise UserError(f"--{name} must be at least 1, got {getattr(self, name)}")
         given = set(self.train_options)
         unknown = sorted((given - {f.name for f in fields(TrainConfig)}) | (given & set(COMPARE_SETS)))
@@ -248,19 +247,19 @@ class SampleConfig:
 
     def validate(self) -> "SampleConfig":
         def at_least_one(value) -> bool:
-            return value is None or _whole(value) and value >= 1
+            return value is None or is_number(value, whole=True) and value >= 1
 
         for name, flag in (("n", "-n"), ("frames", "--frames"), ("bars", "--bars"),
                            ("primer_frames", "--primer-frames"), ("max_polyphony", "--max-polyphony")):
             if not at_least_one(getattr(self, name)) or (name == "n" and self.n is None):
                 raise UserError(f"{flag} must be at least 1, got {getattr(self, name)}")
-        if not _finite(self.temperature) or not self.temperature > 0:
+        if not is_finite_number(self.temperature) or not self.temperature > 0:
             raise UserError(f"--temperature must be a positive number, got {self.temperature:g}")
-        if not (_whole(self.program) and 0 <= self.program <= 127):
+        if not (is_number(self.program, whole=True) and 0 <= self.program <= 127):
             raise UserError(f"--program must be a General MIDI program 0..127, got {self.program}")
-        if not (_whole(self.velocity) and 1 <= self.velocity <= 127):
+        if not (is_number(self.velocity, whole=True) and 1 <= self.velocity <= 127):
             raise UserError(f"--velocity must be 1..127, got {self.velocity}")
-        if self.qpm is not None and not (_finite(self.qpm) and self.qpm > 0):
+        if self.qpm is not None and not (is_finite_number(self.qpm) and self.qpm > 0):
             raise UserError(f"--qpm must be a positive tempo, got {self.qpm}")
         return self
 
@@ -269,11 +268,3 @@ class SampleConfig:
         if self.frames is not None:
             return int(self.frames)
         return int(self.bars if self.bars is not None else self.default_bars) * QUARTERS_PER_BAR * frames_per_beat
-
-
-def _whole(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from seqgate.data.keys import estimate_tonic
+from seqgate.errors import is_number
 
 N_KEYS = 88
 LOWEST_PITCH = 21  # column k is MIDI pitch 21 + k
@@ -38,7 +39,7 @@ MAX_FRAMES_PER_QUARTER = 96
 def is_grid(value) -> bool:
     """Whether a value (an option, or read from a file) is a grid every stage can read back: a
     whole number of frames per quarter note, 1..MAX_FRAMES_PER_QUARTER."""
-    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_FRAMES_PER_QUARTER
+    return is_number(value, whole=True) and 1 <= value <= MAX_FRAMES_PER_QUARTER
 # read_midi_batch marks the cells of consecutive files in runs of up to this many frames (a byte
 # a cell: 720 KB, small enough to stay in the processor's cache); a longer file is marked alone.
 MARKED_FRAMES_AT_ONCE = 8192

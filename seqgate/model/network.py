@@ -14,7 +14,7 @@ stores it, is a ModelConfig; sizing.py says how many parameters one has.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Iterator
 
 import torch
@@ -64,8 +64,9 @@ class ModelConfig:
         it was trained with."""
         if not isinstance(stored, dict):
             raise UserError(f"{path} is not a seqgate checkpoint")
-        config = {"layers": 1, "dropout": 0.0, "n_keys": N_KEYS, "head": HEAD_OF_OLD_CHECKPOINTS,
-                  "head_size": None, "onsets": False, **stored}
+        defaults = {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+        # head_size None: sized by the rule the run was trained under (below)
+        config = {**defaults, "head": HEAD_OF_OLD_CHECKPOINTS, "head_size": None, **stored}
 
         def whole(value, low, high) -> bool:
             return is_number(value, whole=True) and low <= value <= high

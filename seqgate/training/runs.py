@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from seqgate.data.roll import is_grid
-from seqgate.errors import UserError, is_number
+from seqgate.errors import UserError, is_finite_number, is_number
 from seqgate.files import atomic_write, write_json_atomic, write_text_atomic
 from seqgate.model.network import ModelConfig, NextStepModel, check_weights
 
@@ -303,10 +303,6 @@ def load_model(path: str | os.PathLike, map_location="cpu") -> tuple[NextStepMod
     return checkpoint.build_model(), checkpoint
 
 
-def _is_finite_number(value) -> bool:
-    return is_number(value) and math.isfinite(value)
-
-
 def _data_record_problem(data) -> str | None:
     """What is wrong with a checkpoint's record of its training data, or None."""
     if not isinstance(data, dict):
@@ -315,7 +311,7 @@ def _data_record_problem(data) -> str | None:
         return "has a path that is not text"
     if data.get("source") is not None and not isinstance(data["source"], str):
         return "has a source that is not text"
-    if data.get("median_qpm") is not None and not (_is_finite_number(data["median_qpm"]) and data["median_qpm"] > 0):
+    if data.get("median_qpm") is not None and not (is_finite_number(data["median_qpm"]) and data["median_qpm"] > 0):
         return f"has a median tempo of {data['median_qpm']!r}"
     for name in ("train_stats", "split_pieces"):
         if data.get(name) is not None and not isinstance(data[name], dict):
