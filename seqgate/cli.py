@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from seqgate import __version__
@@ -427,7 +428,9 @@ def main() -> None:
     try:
         app()
     except UserError as error:
-        Console(stderr=True, soft_wrap=True).print(f"[bold red]seqgate: error:[/] {error}", highlight=False)
+        # escaped: a message quoting a file name or a library's error may hold [brackets]
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]seqgate: error:[/] {escape(str(error))}",
+                                                   highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
         Console(stderr=True).print("seqgate: interrupted")

@@ -1,11 +1,14 @@
 """torchrun: two CPU processes (gloo) train one run; rank 0 alone writes it; SIGTERM leaves a
-last.pt that `--resume` continues under torchrun."""
+last.pt that `--resume` continues under torchrun; a rank that dies or cannot write brings the run
+down at once, in one line from each rank still alive, and `--resume` continues it."""
 
 import os
+import resource
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,3 +104,76 @@ def test_sigterm_to_the_torchrun_group_leaves_a_last_pt_that_resume_continues(ti
     assert config["status"] == "finished" and config["epochs"] == kept + 2
     assert [r["epoch"] for r in run.read_metrics()] == list(range(1, kept + 3))
     assert np.isfinite(run.read_metrics()[-1]["valid_nll"])
+
+
+def rank_process(torchrun_pid: int, rank: int) -> int | None:
+    """The pid of torchrun's worker of `rank` (read off /proc: its parent and its RANK)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == torchrun_pid and f"RANK={rank}".encode() in environ:
+            return int(entry.name)
+    return None
+
+
+def assert_no_rank_traceback(stderr: str):
+    # torchrun's own summary of the failure follows, with its traceback; no rank's may be there
+    assert "[rank0]: Traceback" not in stderr and "[rank1]: Traceback" not in stderr, stderr[-3000:]
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the rank's process in /proc (Linux)")
+def test_a_killed_rank_brings_the_run_down_at_once_and_resume_continues(tiny_dataset, tmp_path):
+    process = torchrun(*TRAIN, "--data", str(tiny_dataset), "--max-epochs", "1000", "--patience", "1000",
+                       "--run-dir", "run", cwd=tmp_path)
+    run = Run(tmp_path / "run")
+    deadline = time.monotonic() + 120
+    while not run.has_checkpoint("last.pt") and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1)
+    victim = rank_process(process.pid, 1)
+    assert victim is not None, process.communicate()[1][-3000:]
+    os.kill(victim, signal.SIGKILL)
+    killed = time.monotonic()
+    _, err = process.communicate(timeout=120)
+    assert time.monotonic() - killed < 60 and process.returncode != 0
+    assert_no_rank_traceback(err)
+    # Rank 0 either meets the dead peer in a collective, or is between two (saving, validating)
+    # when torchrun's SIGTERM reaches it: one line either way, saying how to continue.
+    lines = [line for line in err.splitlines() if line.startswith(("seqgate:", "interrupted:"))]
+    assert len(lines) == 1, err[-3000:]
+    assert lines[0].startswith(("seqgate: error: rank 0 of 2: lost contact with the other processes",
+                                "interrupted: run/last.pt holds the last finished epoch")), lines
+    assert "--resume" in lines[0]
+
+    kept = run.load_checkpoint("last.pt").epoch
+    resumed = torchrun(*TRAIN, "--data", str(tiny_dataset), "--max-epochs", str(kept + 1),
+                       "--patience", "1000", "--run-dir", "run", "--resume", cwd=tmp_path)
+    finish(resumed)
+    assert [r["epoch"] for r in run.read_metrics()] == list(range(1, kept + 2))
+
+
+def test_a_full_disk_on_rank_0_brings_the_run_down_in_one_line_a_rank(tiny_dataset, tmp_path):
+    finish(torchrun(*TRAIN, "--data", str(tiny_dataset), "--max-epochs", "2", "--run-dir", "run", cwd=tmp_path))
+    run = Run(tmp_path / "run")
+    last = run.checkpoint_path("last.pt").read_bytes()
+    limit = run.checkpoint_path("best.pt").stat().st_size - 1  # room for the logs, not a checkpoint
+
+    def full_disk():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    started = time.monotonic()
+    process = torchrun(*TRAIN, "--data", str(tiny_dataset), "--max-epochs", "6", "--run-dir", "run", "--resume",
+                       cwd=tmp_path, preexec_fn=full_disk)
+    _, err = process.communicate(timeout=120)
+    assert time.monotonic() - started < 60 and process.returncode != 0
+    assert_no_rank_traceback(err)
+    lines = [line for line in err.splitlines() if line.startswith("seqgate: error:")]
+    assert any("rank 0 of 2: cannot write run/" in line and "File too large" in line for line in lines), err[-3000:]
+    # rank 1 either says it lost rank 0 or was stopped by torchrun first; never a traceback
+    assert all(line.startswith(("seqgate: error: rank 0 of 2: cannot write",
+                                "seqgate: error: rank 1 of 2: lost contact")) for line in lines), lines
+    assert run.checkpoint_path("last.pt").read_bytes() == last

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import zipfile
@@ -12,8 +13,7 @@ import numpy as np
 
 from seqgate import __version__
 from seqgate.data.dataset import FORMAT_VERSION, PER_PIECE_META, SPLITS, Dataset
-from seqgate.errors import UserError
-from seqgate.files import atomic_write
+from seqgate.files import atomic_write, cannot_write, refusing_no_room
 from seqgate.data.roll import LOWEST_PITCH, N_KEYS
 
 COPY_BLOCK = 1 << 20  # bytes copied from a scratch file at once (1 MiB: more would show in the peak memory)
@@ -35,7 +35,7 @@ class DatasetWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._scratch = tempfile.TemporaryDirectory(prefix=f".{self.path.name}.", dir=self.path.parent)
         except OSError as error:
-            raise UserError(f"cannot write {self.path}: {error.strerror or error}") from None
+            raise cannot_write(self.path, error) from None
         folder = Path(self._scratch.name)
         self._notes = open(folder / "pitches", "w+b")
         self._counts = open(folder / "frame_counts", "w+b")
@@ -50,10 +50,12 @@ class DatasetWriter:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._notes.close()
-        self._counts.close()
-        if self._onsets is not None:
-            self._onsets.close()
+        # finish() flushed what it read back; a close that fails now (a full disk on the way out
+        # of an error) would only lose scratch data, and must not keep the scratch folder.
+        for scratch in (self._notes, self._counts, self._onsets):
+            if scratch is not None:
+                with contextlib.suppress(OSError):
+                    scratch.close()
         self._scratch.cleanup()
 
     def __len__(self) -> int:
@@ -78,10 +80,11 @@ class DatasetWriter:
         self._notes_per_piece.frombytes(np.asarray(notes_per_piece, dtype=np.int64).tobytes())
         self._frames_per_piece.frombytes(np.asarray(frames_per_piece, dtype=np.int64).tobytes())
         self._splits.frombytes(bytes(SPLITS.index(split) for split in splits))
-        self._notes.write(np.ascontiguousarray(pitches, dtype=np.uint8).tobytes())
-        self._counts.write(np.ascontiguousarray(frame_counts, dtype=np.uint8).tobytes())
-        if onsets is not None:
-            self._onsets.write(np.ascontiguousarray(onsets, dtype=np.uint8).tobytes())
+        with refusing_no_room(self.path):  # the scratch files fill the output's disk
+            self._notes.write(np.ascontiguousarray(pitches, dtype=np.uint8).tobytes())
+            self._counts.write(np.ascontiguousarray(frame_counts, dtype=np.uint8).tobytes())
+            if onsets is not None:
+                self._onsets.write(np.ascontiguousarray(onsets, dtype=np.uint8).tobytes())
 
     def add_dataset(self, dataset: Dataset) -> None:
         """Every piece of an in-memory dataset, its position its index there."""
@@ -104,10 +107,11 @@ class DatasetWriter:
         meta = {**meta, "format_version": FORMAT_VERSION, "n_keys": N_KEYS, "onsets": self._onsets is not None,
                 "lowest_pitch": LOWEST_PITCH, "seqgate_version": __version__}
         per_piece = {key: _per_piece_array(meta.pop(key, None), positions, key) for key in PER_PIECE_META}
-        self._notes.flush()
-        self._counts.flush()
-        if self._onsets is not None:
-            self._onsets.flush()
+        with refusing_no_room(self.path):
+            self._notes.flush()
+            self._counts.flush()
+            if self._onsets is not None:
+                self._onsets.flush()
         # np.savez would append ".npz" to a bare name; a file handle keeps the name as given.
         # zlib level 1: ~5x faster to write than np.savez_compressed, ~4% larger; np.load reads it.
         with atomic_write(self.path, "wb") as handle, \

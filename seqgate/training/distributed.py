@@ -10,7 +10,9 @@ never as an average of averages, and rank 0 alone writes files.
 
 from __future__ import annotations
 
+import datetime
 import os
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +22,17 @@ from seqgate.errors import UserError
 
 # The longest text (a run folder's path, or an error) that rank 0 can hand the other ranks.
 BROADCAST_TEXT_BYTES = 4096
+
+# How long a process waits in a collective for the others before giving up on them. A process that
+# dies is seen by torchrun at once, which stops the rest; one that hangs (stopped, swapping, on a
+# machine that dropped off the network) is not, and gloo's own default is 30 minutes. A minute is
+# far longer than any step the processes take apart (rank 0 saving a checkpoint or the learning
+# curves); $SEQGATE_PEER_TIMEOUT (seconds) sets it, for a slow shared file system say.
+PEER_TIMEOUT_ENV = "SEQGATE_PEER_TIMEOUT"
+DEFAULT_PEER_TIMEOUT_S = 60.0
+# Words by which gloo and nccl say that a peer went away (they raise a plain RuntimeError).
+LOST_PEER_SIGNS = ("Connection reset", "Connection closed", "Connection refused", "Broken pipe",
+                   "Timed out", "timed out", "Socket", "NCCL communicator", "peer")
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,11 @@ class World:
     @property
     def is_distributed(self) -> bool:
         return self.size > 1
+
+    @property
+    def label(self) -> str:
+        """How this process names itself in a message: "" alone, "rank 1 of 2: " under torchrun."""
+        return f"rank {self.rank} of {self.size}: " if self.is_distributed else ""
 
     def sum(self, values) -> np.ndarray:
         """The element-wise sum of `values` over every process (float64)."""
@@ -111,8 +129,36 @@ def join(device_name: str) -> World:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                             timeout=datetime.timedelta(seconds=peer_timeout_s()))
     return World(rank, size, local_rank, device)
+
+
+def peer_timeout_s() -> float:
+    """PEER_TIMEOUT_ENV's seconds, else DEFAULT_PEER_TIMEOUT_S."""
+    text = os.environ.get(PEER_TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_PEER_TIMEOUT_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise UserError(f"${PEER_TIMEOUT_ENV} must be a number of seconds above 0, not {text!r}")
+    return seconds
+
+
+def peer_cause(error: BaseException) -> str:
+    """The gist of a lost_peer error, for one line: gloo's message without its source-file prefix
+    and its advice ("[.../pair.cc:553] Connection closed by peer [127.0.0.1]:24272. This is...")."""
+    text = re.sub(r"^\[[^\]]*\]\s*", "", str(error).strip().split("\n")[0])
+    return text.split(". ")[0][:160] or type(error).__name__
+
+
+def lost_peer(error: BaseException) -> bool:
+    """Whether `error`, raised in a world of several, says that another process went away."""
+    return isinstance(error, torch.distributed.DistError) or (
+        isinstance(error, RuntimeError) and any(sign in str(error) for sign in LOST_PEER_SIGNS))
 
 
 def leave(world: World, together: bool = True) -> None:

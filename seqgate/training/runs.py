@@ -24,7 +24,7 @@ from pathlib import Path
 
 from seqgate.data.roll import is_grid
 from seqgate.errors import UserError, is_finite_number, is_number
-from seqgate.files import atomic_write, write_json_atomic, write_text_atomic
+from seqgate.files import append_line, atomic_write, write_json_atomic, write_text_atomic
 from seqgate.model.network import ModelConfig, NextStepModel, check_weights
 
 DEFAULT_RUNS_DIR = Path("runs")
@@ -117,8 +117,7 @@ class Run:
         return records
 
     def append_metrics(self, record: dict) -> None:
-        with open(self.folder / "metrics.jsonl", "a") as handle:  # append-only, one line per epoch
-            handle.write(json.dumps(record) + "\n")
+        append_line(self.folder / "metrics.jsonl", json.dumps(record))  # one line per epoch
 
     def rewrite_metrics(self, records: list[dict]) -> None:
         write_text_atomic(self.folder / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
