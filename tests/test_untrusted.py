@@ -201,6 +201,119 @@ def altered_datasets(good, folder) -> list:
     return paths
 
 
+def members_of(path) -> dict:
+    """{member name: its bytes} of a zip, in order."""
+    with zipfile.ZipFile(path) as archive:
+        return {info.filename: archive.read(info) for info in archive.infolist()}
+
+
+def write_members(path, members: dict, compression=zipfile.ZIP_DEFLATED) -> None:
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def npy_header_length(data: bytes) -> int:
+    """Bytes of a .npy member before its array data: magic, version, length field, header."""
+    if data[6] == 1:
+        return 10 + int.from_bytes(data[8:10], "little")
+    return 12 + int.from_bytes(data[8:12], "little")
+
+
+def structurally_altered_datasets(good, folder) -> list:
+    """The .npy headers and the zip directory themselves altered (bit flips inside the compressed
+    data only break a CRC): each member's header with random bytes changed, rewritten fields
+    (magic, version, length, dtype, order, shape, not a dict), and the zip's central directory and
+    end record with bytes flipped, counts and offsets changed, members renamed or doubled."""
+    members = members_of(good)
+    rng = np.random.default_rng(11)
+    variants = {}
+    for name, data in members.items():
+        stem = name.removesuffix(".npy")
+        length = npy_header_length(data)
+        for index in range(4):
+            changed = bytearray(data)
+            for position in rng.integers(0, length, size=1 + index):
+                changed[position] = int(rng.integers(256))
+            variants[f"npyheader-{stem}-bytes-{index}"] = {**members, name: bytes(changed)}
+        header = data[:length].decode("latin1")
+        rewritten = {
+            "magic": "\x93NUMPZ" + header[6:],
+            "version-9": header[:6] + "\x09\x00" + header[8:],
+            "length-huge": header[:8] + "\xff\xff" + header[10:],
+            "length-short": header[:8] + chr(length - 10 - 20) + "\x00" + header[10:],
+            "object-dtype": header.replace(header[header.index("'descr'"):header.index(",", header.index("'descr'"))], "'descr': '|O'"),
+            "fortran": header.replace("False", "True"),
+            "shape-negative": header.replace(header[header.index("'shape'"):header.index(")", header.index("'shape'")) + 1], "'shape': (-5,)"),
+            "shape-text": header.replace(header[header.index("'shape'"):header.index(")", header.index("'shape'")) + 1], "'shape': 'x'"),
+            "not-a-dict": header[:10] + "[1, 2, 3]".ljust(length - 11) + "\n",
+            "unterminated": header[:10] + "{'descr': '|u1', 'shape': (".ljust(length - 11) + "\n",
+        }
+        for kind, text in rewritten.items():
+            variants[f"npyheader-{stem}-{kind}"] = {**members, name: text.encode("latin1") + data[length:]}
+        variants[f"npyheader-{stem}-only"] = {**members, name: data[:length]}
+    variants["zip-a-member-twice"] = {**members, "extra": b""}
+    paths = []
+    for variant, changed in variants.items():
+        if variant == "zip-a-member-twice":
+            with zipfile.ZipFile(folder / f"{variant}.npz", "w") as archive:
+                for name, data in members.items():
+                    archive.writestr(name, data)
+                archive.writestr("pitches.npy", members["pitches.npy"][:-3])  # a second, shorter one
+        else:
+            write_members(folder / f"{variant}.npz", changed)
+        paths.append(folder / f"{variant}.npz")
+    for name, rename in (("pitches.npy", "../pitches.npy"), ("meta.npy", "meta.npy/"), ("split.npy", "split")):
+        write_members(folder / f"zip-renamed-{name.removesuffix('.npy')}.npz",
+                      {rename if member == name else member: data for member, data in members.items()})
+        paths.append(folder / f"zip-renamed-{name.removesuffix('.npy')}.npz")
+    raw = good.read_bytes()
+    directory = raw.index(b"PK\x01\x02")  # the central directory, then the end record
+    end = raw.rindex(b"PK\x05\x06")
+    for index in range(12):
+        flipped = bytearray(raw)
+        for position in rng.integers(directory, len(raw), size=1 + index % 3):
+            flipped[position] ^= 1 << int(rng.integers(8))
+        paths.append(folder / f"zipdir-bitflip-{index}.npz")
+        paths[-1].write_bytes(bytes(flipped))
+    for field, offset, size, value in (("entries", 10, 2, 0xFFFF), ("directory-size", 12, 4, 0xFFFFFFF0),
+                                       ("directory-offset", 16, 4, 0x7FFFFFFF), ("directory-offset-0", 16, 4, 0),
+                                       ("comment-length", 20, 2, 0xFFFF)):
+        changed = bytearray(raw)
+        changed[end + offset:end + offset + size] = value.to_bytes(size, "little")
+        paths.append(folder / f"zipend-{field}.npz")
+        paths[-1].write_bytes(bytes(changed))
+    for local, field, offset, size in ((True, "compressed-size", 18, 4), (True, "name-length", 26, 2),
+                                       (False, "uncompressed-size", 24, 4), (False, "local-offset", 42, 4),
+                                       (False, "method", 10, 2)):
+        changed = bytearray(raw)
+        start = raw.index(b"PK\x03\x04") if local else directory
+        changed[start + offset:start + offset + size] = (2 ** (8 * size) - 7).to_bytes(size, "little")
+        paths.append(folder / f"zip{'local' if local else 'dir'}-{field}.npz")
+        paths[-1].write_bytes(bytes(changed))
+    return paths
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+def test_every_structurally_altered_dataset_is_used_or_refused_in_one_line(good_dataset, tmp_path):
+    paths = structurally_altered_datasets(good_dataset, tmp_path)
+    assert len(paths) > 140
+    cases = [(f"{p.stem}:inspect", ["inspect", p], tmp_path) for p in paths]
+    cases += [(f"{p.stem}:train", ["train", "--data", p, "--max-epochs", "1", "--hidden", "4",
+                                   "--head", "bernoulli", "--run-dir", tmp_path / "runs" / p.stem], tmp_path)
+              for p in paths[::4]]
+    results = run_capped(cases)
+    refused = 0
+    for result in results.values():
+        assert_used_or_refused(result)
+        refused += result["code"] == 2
+    assert refused >= len(cases) * 0.9
+    # crafted to read as other, valid-looking data: the array shifted by a header that ends early,
+    # a member whose second copy other readers would take instead
+    for variant in ("npyheader-pitches-length-short", "npyheader-names-length-short", "zip-a-member-twice"):
+        assert results[f"{variant}:inspect"]["code"] == 2, results[f"{variant}:inspect"]
+
+
 def test_every_altered_dataset_is_used_or_refused_in_one_line(good_dataset, tmp_path):
     paths = altered_datasets(good_dataset, tmp_path)
     assert len(paths) > 80

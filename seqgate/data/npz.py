@@ -4,7 +4,8 @@ np.load trusts each member's header: a header that claims 10^12 items makes nump
 before reading a byte. Here every member's header is read first and checked against the expected
 dtype and dimensions, against the member's size in the zip directory, and against what its
 compressed bytes can expand to (deflate: at most ~1032 to 1), and the archive's sizes against the
-file's own; only then is the member read, and it must hold exactly what its header said. Pickled
+file's own; only then is the member read, and it must hold exactly what its header said, no more
+and no less (which makes zipfile check its CRC too), and no member may appear twice. Pickled
 objects are never read. Nothing here knows what the arrays mean (dataset.py checks that).
 """
 
@@ -36,7 +37,9 @@ def read_npz(path: Path, expected: dict[str, tuple[str, int]], required: set[str
         with zipfile.ZipFile(path) as archive:
             for info in archive.infolist():
                 name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-                if name not in expected or name in arrays:
+                if name in arrays:  # np.load would take the last of the two, this reader the first
+                    raise BadNpz(f"member {name} is there twice")
+                if name not in expected:
                     continue
                 if info.compress_size > file_size:
                     raise BadNpz(f"member {name} claims {info.compress_size:,} bytes in a file of {file_size:,}")
@@ -80,5 +83,8 @@ def _read_member(member, name: str, info: zipfile.ZipInfo, kind: str, ndim: int)
     if len(data) != nbytes:
         raise BadNpz(f"member {name} ends after {len(data) + header_bytes:,} bytes, its header "
                      f"promised {nbytes + header_bytes:,}")
+    # Reading on to the end also makes zipfile check the member's CRC.
+    if member.read(1):
+        raise BadNpz(f"member {name} holds bytes past the {count:,} items its header promised")
     array = np.frombuffer(data, dtype=dtype)
     return array.reshape(shape, order="F" if fortran else "C")
