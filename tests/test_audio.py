@@ -14,7 +14,7 @@ from seqgate.music import audio
 from seqgate.music.audio import check_can_render, find_soundfont, pretty_midi_soundfont, render_wav
 from seqgate.errors import UserError
 
-RATE = 22050  # half the default: the same checks, half the work
+RATE = audio.SAMPLE_RATE
 # At conftest's 120 quarter notes a minute a beat lasts 0.5 s: a C major chord from 0.5 s to 1.5 s.
 CHORD = [(60, 1, 3), (64, 1, 3), (67, 1, 3)]
 FIRST_NOTE_SECONDS, LAST_NOTE_OFF_SECONDS = 0.5, 1.5
@@ -29,9 +29,9 @@ def read_wav(path):
 
 
 def render(tmp_path, name, tracks, soundfont):
-    """Write `tracks` (conftest.write_midi's form) to NAME.mid, render it at RATE, return the samples."""
+    """Write `tracks` (conftest.write_midi's form) to NAME.mid, render it, return the samples."""
     midi = write_midi(tmp_path / f"{name}.mid", tracks)
-    return read_wav(render_wav(midi, soundfont=soundfont, sample_rate=RATE))[3].astype(float)
+    return read_wav(render_wav(midi, soundfont=soundfont))[3].astype(float)
 
 
 def seconds(start, end):
@@ -40,8 +40,8 @@ def seconds(start, end):
 
 @pytest.fixture(scope="module")
 def soundfont():
-    """pretty_midi's TimGM6mb.sf2 with tinysoundfont to play it; else skip, saying why."""
-    pytest.importorskip("tinysoundfont", reason=f"tinysoundfont is not installed ({audio.AUDIO_INSTALL_HINT})")
+    """pretty_midi's TimGM6mb.sf2 with midirenderer to play it; else skip, saying why."""
+    pytest.importorskip("midirenderer", reason=f"midirenderer is not installed ({audio.AUDIO_INSTALL_HINT})")
     path = pretty_midi_soundfont()
     if path is None:
         pytest.skip("pretty_midi's TimGM6mb.sf2 is not installed: no SoundFont to render with")
@@ -51,7 +51,7 @@ def soundfont():
 def test_render_writes_stereo_16_bit_audio_that_follows_the_notes(tmp_path, soundfont):
     midi = write_midi(tmp_path / "chord.mid", [{"notes": CHORD}])
 
-    wav_path = render_wav(midi, soundfont=soundfont, sample_rate=RATE)
+    wav_path = render_wav(midi, soundfont=soundfont)
 
     assert wav_path == tmp_path / "chord.wav"
     channels, width, rate, samples = read_wav(wav_path)
@@ -73,7 +73,7 @@ def test_tempo_changes_move_the_notes(tmp_path, soundfont):
     # without the tempo change it would fall at 1.5 s.
     midi = write_midi(tmp_path / "slow.mid", [{"notes": [(60, 3, 4)]}], tempos=((0, 120.0), (2, 60.0)))
 
-    samples = read_wav(render_wav(midi, soundfont=soundfont, sample_rate=RATE))[3].astype(float)
+    samples = read_wav(render_wav(midi, soundfont=soundfont))[3].astype(float)
 
     loudness = np.abs(samples).max(axis=1)
     assert loudness[seconds(0, 1.95)].max() < 50, "sound before the note"
@@ -146,7 +146,7 @@ def test_channel_10_plays_the_drum_kit(tmp_path, soundfont, program_change):
         drums = render(tmp_path, "hihat", [{"notes": [(42, 0, 1)], "drum": True}], soundfont)
     else:
         midi = _hi_hat_without_program_change(tmp_path / "hihat.mid")
-        drums = read_wav(render_wav(midi, soundfont=soundfont, sample_rate=RATE))[3].astype(float)
+        drums = read_wav(render_wav(midi, soundfont=soundfont))[3].astype(float)
     piano = render(tmp_path, "piano", [{"notes": [(42, 0, 1)]}], soundfont)
 
     assert np.abs(drums).max() > 300, "the drum channel is silent"
@@ -158,7 +158,7 @@ def test_loud_chords_are_scaled_down_not_clipped(tmp_path, soundfont):
     chord = [(pitch, 0, 2) for pitch in range(36, 85) if pitch % 12 in (0, 4, 7)]
     midi = write_midi(tmp_path / "loud.mid", [{"notes": chord}] * 9)
 
-    _, _, _, samples = read_wav(render_wav(midi, tmp_path / "out" / "loud.wav", soundfont, sample_rate=RATE))
+    _, _, _, samples = read_wav(render_wav(midi, tmp_path / "out" / "loud.wav", soundfont))
 
     samples = samples.astype(np.int32)
     at_full_scale = np.count_nonzero(np.abs(samples) >= 32767)
@@ -198,13 +198,21 @@ def test_a_soundfont_the_synthesiser_cannot_load_is_a_user_error(tmp_path, sound
     assert not (tmp_path / "chord.wav").exists()
 
 
-def test_without_tinysoundfont_the_error_says_how_to_install_it(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "tinysoundfont", None)  # makes `import tinysoundfont` fail
+def test_without_midirenderer_the_error_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "midirenderer", None)  # makes `import midirenderer` fail
     midi = write_midi(tmp_path / "chord.mid", [{"notes": CHORD}])
-    with pytest.raises(UserError, match="pip install --no-deps 'tinysoundfont"):
+    with pytest.raises(UserError, match="pip install 'midirenderer"):
         render_wav(midi, soundfont=_fake_soundfont(tmp_path))
-    with pytest.raises(UserError, match="needs the tinysoundfont package"):
+    with pytest.raises(UserError, match="needs the midirenderer package"):
         check_can_render(_fake_soundfont(tmp_path))
+
+
+def test_a_compressed_sf3_soundfont_is_refused_in_one_line(tmp_path, soundfont):
+    sf3 = tmp_path / "font.sf3"
+    sf3.write_bytes(soundfont.read_bytes())
+    midi = write_midi(tmp_path / "chord.mid", [{"notes": CHORD}])
+    with pytest.raises(UserError, match=r"\.sf3 SoundFonts are not supported"):
+        render_wav(midi, soundfont=sf3)
 
 
 def _fake_soundfont(folder):
@@ -265,7 +273,7 @@ def test_cli_render_writes_the_wav_beside_the_midi_and_names_the_soundfont(tmp_p
 
     assert result.returncode == 0, result.stderr
     channels, _, rate, _ = read_wav(tmp_path / "x.wav")
-    assert (channels, rate) == (2, audio.DEFAULT_SAMPLE_RATE)
+    assert (channels, rate) == (2, audio.SAMPLE_RATE)
     assert "x.wav" in result.stdout and soundfont.name in result.stdout
 
 
@@ -297,7 +305,7 @@ def test_cli_sample_with_wav_writes_a_wav_beside_each_midi(tmp_path, soundfont, 
     assert result.returncode == 0, result.stderr
     for name in ("x-1", "x-2"):
         channels, width, rate, samples = read_wav(tmp_path / f"{name}.wav")
-        assert (channels, width, rate) == (2, 2, audio.DEFAULT_SAMPLE_RATE)
+        assert (channels, width, rate) == (2, 2, audio.SAMPLE_RATE)
         assert np.abs(samples).max() > 300, f"{name}.wav is silent"
         assert f"{name}.mid, " in result.stdout and f"{name}.wav" in result.stdout
     assert soundfont.name in result.stdout

@@ -4,35 +4,38 @@ Why: a sample's statistics (notes per frame, pitch range) say little about wheth
 music; listening does, and most people cannot hear a .mid file without a synthesiser set up. This
 is the end of the pipeline's last arrow: samples -> ears.
 
-The synthesiser is TinySoundFont (schellingb/TinySoundFont, through the `tinysoundfont` Python
-binding): one small wheel, no system library. symusic, roll.py's MIDI reader, has a synthesiser
-too and was tried first, but measured unusable: symusic 0.6.0 cannot hand any rendered audio back
-to Python (TypeError "Unable to convert function return value", a binding bug), and 0.5.9
-ignores the SoundFont generator overridingRootKey, so through TimGM6mb an A4 (440 Hz) came out at 1648 Hz on the piano (+22.9 semitones), +24.7 on the electric piano, +17.7 on the guitar
-and +18.6 on the violin (strings and flute, tuned in their sample headers, were right).
-TinySoundFont plays all of them at 440 Hz to within the 1.25 Hz (5 cent) resolution of the
-measurement, and lets notes ring out with the SoundFont's release where symusic 0.5.9 stopped
-them dead at the note-off.
+The synthesiser is midirenderer (a binding of rustysynth, a General MIDI SoundFont synthesiser):
+one self-contained wheel with no requirements, so `pip install .` brings it. Measured against the
+synthesiser seqgate used before (TinySoundFont, whose package requires pyaudio and so needed
+`pip install --no-deps`) on TimGM6mb, A2, C4, A4 and A5 on piano, electric piano, guitar, violin
+and flute: every one within 0.5 Hz of it, and within a few cents of true pitch where the
+SoundFont's own samples are (tests/test_audio.py checks A4 by FFT). symusic's synthesiser was
+measured unusable: 0.6.0 cannot hand rendered audio back to Python, and 0.5.9 ignores the
+generator overridingRootKey, playing TimGM6mb's piano A4 at 1648 Hz. pyfluidsynth plays right
+but needs the system FluidSynth library.
 
-The MIDI file is read with mido: every channel message in time order, in seconds with the tempo map
-applied, keeping channels, so programs, controllers (sustain pedal, volume), pitch bends and the
-General MIDI drum kit on channel 10 reach the synthesiser as the file has them.
+midirenderer plays a MIDI file exactly as written, at 48 kHz into 16-bit samples, and stops at
+its end; so the file is first rewritten with mido (_playable_midi: tracks merged, note-ons last
+at an instant, volumes lowered for headroom, a release tail), and the render is trimmed of its
+silent end and scaled to full scale. Programs, controllers (sustain pedal, volume), pitch bends
+and the General MIDI drum kit on channel 10 reach the synthesiser as the file has them.
 
 The SoundFont is always a file already on this machine: nothing is downloaded at run time, which
 an offline machine, CI and a test could not do. Where it comes from, in order: --soundfont,
 $SEQGATE_SOUNDFONT, the usual system places, and last the small GM SoundFont (TimGM6mb, 6 MB) that
-pretty_midi ships inside its package.
+pretty_midi ships inside its package. Compressed .sf3 SoundFonts are refused: the synthesiser
+reads .sf2 only.
 
-tinysoundfont and mido are imported inside the functions: every other command starts faster
-without them, and seqgate works without tinysoundfont, which is installed on its own (its package
-requires pyaudio, used only for live playback, which on Linux compiles only against PortAudio's
-headers; see AUDIO_INSTALL_HINT).
+midirenderer and mido are imported inside the functions: every other command starts faster
+without them, and seqgate works without midirenderer (it has wheels only for Linux x86_64, macOS
+and Windows x86_64; see AUDIO_INSTALL_HINT).
 """
 
 from __future__ import annotations
 
 import glob
 import importlib.util
+import io
 import os
 import wave
 from pathlib import Path
@@ -49,38 +52,38 @@ SOUNDFONT_ENV = "SEQGATE_SOUNDFONT"
 SYSTEM_SOUNDFONTS = (
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",
     "/usr/share/sounds/sf2/default-GM.sf2",
-    "/usr/share/sounds/sf3/default-GM.sf3",
-    "/usr/share/sounds/sf3/MuseScore_General.sf3",
     "/usr/share/soundfonts/default.sf2",
     "/usr/share/soundfonts/FluidR3_GM.sf2",
-    "/usr/share/soundfonts/default.sf3",
     "/usr/local/share/soundfonts/default.sf2",
     "/usr/local/share/soundfonts/FluidR3_GM.sf2",
     "/usr/local/share/soundfonts/*.sf2",
     "~/.local/share/soundfonts/*.sf2",
-    "~/.local/share/soundfonts/*.sf3",
 )
 PRETTY_MIDI_SOUNDFONT = "TimGM6mb.sf2"
-DEFAULT_SAMPLE_RATE = 44100
-# --no-deps: tinysoundfont's own wheel needs nothing, but it requires pyaudio (live playback, never
-# used here), which has no Linux wheel and fails to build without PortAudio's headers.
-AUDIO_INSTALL_HINT = "pip install --no-deps 'tinysoundfont>=0.3.7,<0.4'"
+SAMPLE_RATE = 48_000  # midirenderer's one rate
+# midirenderer ships wheels for these platforms only (and no source): elsewhere pyproject.toml
+# leaves it out, and rendering says so.
+AUDIO_INSTALL_HINT = ("pip install 'midirenderer>=0.1.3,<0.2' (wheels for Linux x86_64, macOS and "
+                      "Windows x86_64)")
 
-DRUM_CHANNEL = 9  # General MIDI's channel 10, counted from 0
-DRUM_BANK = 128  # where SoundFonts keep their drum kits
 # After the last event, notes ring out with their release for at most this long, and the render
-# stops at the first block this quiet (about -80 dB): a slow pad should fade, not be cut, but a
-# piece should not end in a second of silence.
+# is cut after the last block louder than SILENCE (about -80 dB): a slow pad should fade, not be
+# cut, but a piece should not end in a second of silence.
 MAX_RELEASE_SECONDS = 1.0
 RELEASE_BLOCK_SECONDS = 0.05
 SILENCE = 1e-4
-# The whole piece is held in memory (to scale it by its peak): 30 minutes at 44.1 kHz is about
-# 0.6 GB of float32 plus 0.3 GB of 16-bit samples. A stranger's file whose last event lies days
-# away must not ask for more.
+# The whole piece is held in memory (to scale it by its peak): 30 minutes at 48 kHz is about
+# 0.35 GB of 16-bit samples, twice that while the rendered file is read. A stranger's file whose
+# last event lies days away must not ask for more.
 MAX_MINUTES = 30
-_STEREO_FLOAT_BYTES = 2 * 4  # tinysoundfont writes interleaved float32 pairs
-# What a GM synthesiser acts on; the rest (aftertouch, SysEx, clock, meta events) changes no sound
-# this one makes, and the tempo is already in mido's seconds.
+# The synthesiser writes 16-bit samples and clips what sums past full scale. Every channel's
+# volume (CC7) is therefore scaled by this (12 dB down: GM's gain is 40 log10(CC7 / 127) dB) and
+# the piece scaled back up by its peak, so a dense chord is made quieter, not clipped.
+VOLUME_SCALE = 0.5
+GM_DEFAULT_VOLUME = 100  # a channel's CC7 before the file sets one
+VOLUME_CONTROLLER = 7
+# What a GM synthesiser acts on; the rest (aftertouch, SysEx, clock, other meta events) changes no
+# sound this one makes. Tempo changes are kept: the rewritten file keeps the original's ticks.
 _PLAYED = frozenset({"note_on", "note_off", "program_change", "control_change", "pitchwheel"})
 
 
@@ -124,13 +127,14 @@ def check_can_render(soundfont: str | os.PathLike | None = None) -> Path:
     """The SoundFont render_wav will use, once the synthesiser is known to be installed and to load
     it. For callers with long work before rendering (sampling), so a missing piece fails first."""
     soundfont = find_soundfont(soundfont)
-    _load_synthesizer(soundfont, DEFAULT_SAMPLE_RATE)
+    _render(soundfont, _one_note_midi())
     return soundfont
 
 
 def render_wav(midi_path: str | os.PathLike, wav_path: str | os.PathLike | None = None,
-               soundfont: str | os.PathLike | None = None, sample_rate: int = DEFAULT_SAMPLE_RATE) -> Path:
-    """Render `midi_path` to a stereo 16-bit WAV (default: beside it, suffix .wav); return its path."""
+               soundfont: str | os.PathLike | None = None) -> Path:
+    """Render `midi_path` to a stereo 16-bit WAV at SAMPLE_RATE (default: beside it, suffix .wav);
+    return its path."""
     midi_path = Path(midi_path)
     wav_path = Path(wav_path) if wav_path is not None else midi_path.with_suffix(".wav")
     if not midi_path.is_file():
@@ -138,9 +142,9 @@ def render_wav(midi_path: str | os.PathLike, wav_path: str | os.PathLike | None 
     if wav_path.resolve() == midi_path.resolve():
         raise UserError(f"{wav_path} is the MIDI file itself: choose another output path")
     soundfont = find_soundfont(soundfont)
-    events = _read_events(midi_path, sample_rate)
-    synthesizer = _load_synthesizer(soundfont, sample_rate)
-    _write_wav(wav_path, _play(synthesizer, events, sample_rate), sample_rate)
+    playable, last_event_seconds = _playable_midi(midi_path)
+    audio = _render(soundfont, playable)
+    _write_wav(wav_path, _trim_release(audio, last_event_seconds))
     return wav_path
 
 
@@ -149,110 +153,128 @@ def _one_line(error: Exception) -> str:
     return message.rstrip("!.") or type(error).__name__
 
 
-def _read_events(midi_path: Path, sample_rate: int) -> list:
-    """The file's channel messages as (sample index, mido message), in the order to play them."""
+def _is_note_on(message) -> bool:
+    return message.type == "note_on" and message.velocity > 0
+
+
+def _playable_midi(midi_path: Path) -> tuple[bytes, float]:
+    """The file rewritten for the synthesiser, and the time of its last event in seconds.
+
+    The synthesiser plays a file exactly as written, and stops at its end. So: every track merged
+    into one, in tick order; at one tick, note-ons last (a key re-struck at the instant it is
+    released would otherwise be released right after its new attack, and a program change or
+    volume set at a note's own tick, often in another track, applies to that note); channel
+    volumes scaled by VOLUME_SCALE; and the end MAX_RELEASE_SECONDS after the last event, so that
+    the last notes ring out."""
     import mido
 
     try:
         # clip=True: a stray data byte above 127 is clamped rather than refusing the whole file.
         midi = mido.MidiFile(str(midi_path), clip=True)
-        events, seconds = [], 0.0
+        last_event_seconds = 0.0
+        seconds = 0.0
         for message in midi:  # every track merged; .time is seconds since the previous message
             seconds += message.time
             if message.type in _PLAYED:
-                events.append((round(seconds * sample_rate), message))
+                last_event_seconds = seconds
+        events, has_notes = [], False
+        for track in midi.tracks:
+            tick = 0
+            for message in track:
+                tick += message.time
+                if message.type in _PLAYED or message.type == "set_tempo":
+                    events.append((tick, _is_note_on(message), message))
+                    has_notes = has_notes or _is_note_on(message)
     except Exception as error:  # mido's parser raises OSError, EOFError, ValueError, KeyError, ...
         raise UserError(f"cannot read {midi_path} as MIDI ({_one_line(error)})") from None
-    if not any(_is_note_on(message) for _, message in events):
+    if not has_notes:
         raise UserError(f"{midi_path} has no notes to render")
-    minutes = events[-1][0] / sample_rate / 60
+    minutes = last_event_seconds / 60
     if minutes > MAX_MINUTES:
         raise UserError(f"{midi_path} lasts {minutes:,.0f} minutes; seqgate renders at most {MAX_MINUTES}")
-    # At one instant, note-ons go last: a program change, bank select or volume set at a note's
-    # own tick (often in another track, which the merge may put after it) applies to that note.
-    # (A key re-struck at the instant it is released plays right in either order: TinySoundFont's
-    # note-off releases the key's oldest voice.) sorted() is stable: the rest keeps the file's order.
-    return sorted(events, key=lambda event: (event[0], _is_note_on(event[1])))
+    events.sort(key=lambda event: (event[0], event[1]))  # stable: the file's order otherwise
+
+    track = mido.MidiTrack(mido.Message("control_change", channel=channel, control=VOLUME_CONTROLLER,
+                                        value=round(GM_DEFAULT_VOLUME * VOLUME_SCALE)) for channel in range(16))
+    now, tempo = 0, 500_000  # MIDI's default: 120 quarter notes a minute
+    for tick, _, message in events:
+        if message.type == "set_tempo":
+            tempo = message.tempo
+        elif message.type == "control_change" and message.control == VOLUME_CONTROLLER:
+            message = message.copy(value=round(message.value * VOLUME_SCALE))
+        track.append(message.copy(time=tick - now))
+        now = tick
+    tail = round(mido.second2tick(MAX_RELEASE_SECONDS, midi.ticks_per_beat, tempo))
+    track.append(mido.MetaMessage("end_of_track", time=tail))
+    playable = mido.MidiFile(type=0, ticks_per_beat=midi.ticks_per_beat)
+    playable.tracks.append(track)
+    buffer = io.BytesIO()
+    playable.save(file=buffer)
+    return buffer.getvalue(), last_event_seconds
 
 
-def _is_note_on(message) -> bool:
-    return message.type == "note_on" and message.velocity > 0
+def _one_note_midi() -> bytes:
+    import mido
+
+    midi = mido.MidiFile(type=0, ticks_per_beat=480)
+    midi.tracks.append(mido.MidiTrack([mido.Message("note_on", note=69, velocity=64, time=0),
+                                       mido.Message("note_off", note=69, time=48)]))
+    buffer = io.BytesIO()
+    midi.save(file=buffer)
+    return buffer.getvalue()
 
 
-def _load_synthesizer(soundfont: Path, sample_rate: int):
-    """A tinysoundfont Synth with `soundfont` loaded, every channel on a GM piano, channel 10 on
-    the standard drum kit (before any program change, as a GM module starts)."""
+def _render(soundfont: Path, midi_bytes: bytes) -> np.ndarray:
+    """(samples, 2) int16 at SAMPLE_RATE: midirenderer (rustysynth, a General MIDI synthesiser:
+    every channel starts on the piano, channel 10 on the drum kit) playing `midi_bytes`."""
     try:
-        import tinysoundfont
+        import midirenderer
     except ImportError:
-        raise UserError(f"rendering audio needs the tinysoundfont package: {AUDIO_INSTALL_HINT}") from None
-    synthesizer = tinysoundfont.Synth(samplerate=sample_rate)
+        raise UserError(f"rendering audio needs the midirenderer package: {AUDIO_INSTALL_HINT}") from None
+    if soundfont.suffix.lower() == ".sf3":
+        raise UserError(f"cannot load SoundFont {soundfont}: compressed .sf3 SoundFonts are not "
+                        f"supported by the synthesiser, use an .sf2 one")
     try:
-        soundfont_id = synthesizer.sfload(str(soundfont))
-    except (RuntimeError, OSError) as error:
+        rendered = midirenderer.render_wave_from(soundfont.read_bytes(), midi_bytes)
+    except OSError as error:
+        raise UserError(f"cannot read SoundFont {soundfont} ({error.strerror or error})") from None
+    except (RuntimeError, ValueError) as error:  # our MIDI is checked: what fails is the SoundFont
         raise UserError(f"cannot load SoundFont {soundfont} ({_one_line(error)})") from None
-    for channel in range(16):
-        drums = channel == DRUM_CHANNEL
-        try:
-            synthesizer.program_select(channel, soundfont_id, DRUM_BANK if drums else 0, 0, is_drums=drums)
-        except RuntimeError:
-            # No drum kit (or no preset 0) in this SoundFont: the channel takes what the file's
-            # program changes give it, if anything.
-            pass
-    return synthesizer
+    with wave.open(io.BytesIO(rendered)) as wav:
+        if (wav.getsampwidth(), wav.getnchannels(), wav.getframerate()) != (2, 2, SAMPLE_RATE):
+            raise UserError(f"the synthesiser wrote {wav.getnchannels()} channels of "
+                            f"{8 * wav.getsampwidth()}-bit samples at {wav.getframerate()} Hz, "
+                            f"not 16-bit stereo at {SAMPLE_RATE}: a midirenderer this version does not know")
+        frames = wav.readframes(wav.getnframes())
+    return np.frombuffer(frames, dtype="<i2").reshape(-1, 2)
 
 
-def _play(synthesizer, events: list, sample_rate: int) -> np.ndarray:
-    """Send the events at their sample indices; return (samples, 2) float32, release tail included."""
-    block = max(1, round(RELEASE_BLOCK_SECONDS * sample_rate))
-    last_event = events[-1][0]
-    audio = np.zeros((last_event + round(MAX_RELEASE_SECONDS * sample_rate) + block, 2), dtype=np.float32)
-    buffer = memoryview(audio).cast("B")  # tinysoundfont writes into it in place: no copies
-
-    def render_until(end: int) -> None:
-        nonlocal position
-        span = buffer[position * _STEREO_FLOAT_BYTES: end * _STEREO_FLOAT_BYTES]
-        synthesizer.generate_simple(end - position, span)
-        position = end
-
-    position = 0
-    for index, message in events:
-        if index > position:
-            render_until(index)
-        _send(synthesizer, message)
-    while position < last_event + MAX_RELEASE_SECONDS * sample_rate:
-        render_until(position + block)
-        if np.abs(audio[position - block: position]).max() < SILENCE:
-            break
-    return audio[:position]
+def _trim_release(audio: np.ndarray, last_event_seconds: float) -> np.ndarray:
+    """`audio` cut after the last RELEASE_BLOCK_SECONDS block past the last event that is louder
+    than SILENCE (relative to the piece's peak)."""
+    block = round(RELEASE_BLOCK_SECONDS * SAMPLE_RATE)
+    start = min(len(audio), round(last_event_seconds * SAMPLE_RATE))
+    tail = np.abs(audio[start:].astype(np.int32)).max(axis=1)
+    peak = max(1, _peak(audio))
+    loud = np.flatnonzero(tail > SILENCE * peak)
+    end = start + (0 if not len(loud) else (int(loud[-1]) // block + 1) * block)
+    return audio[:min(end, len(audio))]
 
 
-def _send(synthesizer, message) -> None:
-    channel = message.channel
-    if _is_note_on(message):
-        synthesizer.noteon(channel, message.note, message.velocity)
-    elif message.type in ("note_on", "note_off"):  # note_on at velocity 0 is a note-off
-        synthesizer.noteoff(channel, message.note)
-    elif message.type == "program_change":
-        try:
-            synthesizer.program_change(channel, message.program, is_drums=channel == DRUM_CHANNEL)
-        except RuntimeError:
-            pass  # a program this SoundFont lacks: the channel keeps the instrument it had
-    elif message.type == "control_change":
-        synthesizer.control_change(channel, message.control, message.value)
-    elif message.type == "pitchwheel":
-        synthesizer.pitchbend(channel, message.pitch + 8192)  # mido centres on 0, MIDI on 8192
+def _peak(audio: np.ndarray) -> int:
+    """The largest |sample| (no copy of the piece: np.abs would make one, and wrap at -32768)."""
+    return max(int(audio.max()), -int(audio.min())) if audio.size else 0
 
 
-def _write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
-    """(samples, channels) floats -> 16-bit PCM WAV, written atomically. Scales `audio` in place."""
-    # Dense chords through a GM SoundFont can sum past full scale. Scaling the whole piece down
-    # keeps its dynamics; clipping the peaks would crackle.
-    peak = max(float(audio.max()), -float(audio.min())) if audio.size else 0.0  # np.abs would copy it
-    audio *= 32767 / max(peak, 1.0)  # in place: the piece may be hundreds of MB
-    samples = np.rint(audio, out=audio).astype("<i2")
+def _write_wav(path: Path, audio: np.ndarray) -> None:
+    """(samples, 2) int16 -> a 16-bit PCM WAV scaled to full scale, written atomically."""
+    peak = _peak(audio)
+    gain = 32767 / peak if peak else 1.0
     with atomic_write(path, "wb") as handle, wave.open(handle, "wb") as wav:
-        wav.setnchannels(samples.shape[1])
+        wav.setnchannels(audio.shape[1])
         wav.setsampwidth(2)
-        wav.setframerate(sample_rate)
-        wav.writeframes(samples.tobytes())  # row-major (samples, channels) is WAV's L R L R ...
+        wav.setframerate(SAMPLE_RATE)
+        chunk = 1 << 20  # scaled a chunk at a time: a float copy of a long piece is hundreds of MB
+        for first in range(0, len(audio), chunk):
+            scaled = np.rint(audio[first:first + chunk] * gain).clip(-32768, 32767).astype("<i2")
+            wav.writeframes(scaled.tobytes())  # row-major (samples, channels) is WAV's L R L R ...
