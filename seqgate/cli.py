@@ -321,13 +321,17 @@ def sample(
     max_polyphony: Optional[int] = typer.Option(None, "--max-polyphony", help="At most K keys per frame (nade: the lowest K drawn; bernoulli: the K most probable drawn)."),
     png: bool = typer.Option(False, "--png", help="Also write a piano-roll picture of each output."),
     wav: bool = typer.Option(False, "--wav", help="Also render each output to a WAV file beside it, to listen to."),
-    soundfont: Optional[Path] = typer.Option(None, "--soundfont", help="With --wav: General MIDI .sf2/.sf3 file (default as for `seqgate render`)."),
+    soundfont: Optional[Path] = typer.Option(None, "--soundfont", help="With --wav or --html: General MIDI .sf2 file (default as for `seqgate render`)."),
+    html: bool = typer.Option(False, "--html", help="Also write a page beside the outputs (OUTPUT with .html) with each piece's piano roll, an audio player and its measures."),
 ) -> None:
     """Sample new polyphonic music from a trained model and write it as MIDI."""
     from seqgate.music import sample as sampling
 
-    if soundfont is not None and not wav:
-        raise UserError("--soundfont is used only with --wav")
+    if soundfont is not None and not (wav or html):
+        raise UserError("--soundfont is used only with --wav or --html")
+    if html and Path(output).suffix.lower() == ".html":
+        raise UserError(f"-o {output} names the MIDI file; with --html the page goes beside it, "
+                        f"so give -o a .mid name")
     if wav:
         from seqgate.music.audio import check_can_render, render_wav
 
@@ -338,7 +342,7 @@ def sample(
     settings = SampleConfig(
         n=n, frames=frames, bars=bars, seed=seed, temperature=temperature, primer=primer,
         primer_frames=primer_frames, primer_in_output=primer_in_output, qpm=qpm, program=program,
-        velocity=velocity, max_polyphony=max_polyphony, png=png).validate()
+        velocity=velocity, max_polyphony=max_polyphony, png=png or html).validate()
     report = sampling.sample_to_midi(run, output, settings, console=console)
     console.print(sampling.statistics_table(report.results, report.train_stats))
     rendered = []
@@ -352,6 +356,12 @@ def sample(
         console.print("wrote " + ", ".join(map(str, written)) + silent, soft_wrap=True)  # long paths: one line
     if rendered:
         console.print(f"WAV files rendered through the SoundFont {soundfont}", soft_wrap=True)
+    if html:
+        from seqgate.music.page import write_sample_page
+
+        page, no_players = write_sample_page(report, Path(output).with_suffix(".html"), soundfont)
+        console.print(f"wrote {page}" + (f" (no audio players: {no_players})" if no_players else ""),
+                      soft_wrap=True)
 
 
 @app.command("compare")
@@ -385,8 +395,9 @@ def compare_command(
                                    "finished runs are reused, unfinished ones resume from last.pt")
         raise typer.Exit(130)
     console.print(results_table(result))
-    console.print(f"wrote {result.files['report']}, {result.files['results'].name} and "
-                  f"{result.files['curves'].name}")
+    console.print(f"wrote {result.files['report']}, {result.files['results'].name}, "
+                  f"{result.files['curves'].name} and {result.files['page'].name}"
+                  + (f" (no audio players: {result.no_players})" if result.no_players else ""), soft_wrap=True)
 
 
 @app.command("demo")
@@ -407,15 +418,19 @@ def demo_command(
     console.print(f"[bold]Files[/] (all under {result.output}):")
     for what, path in result.files:
         console.print(f"  {what:<22} {path}")
+    page = result.comparison.files["page"]
+    console.print(f"[bold]Open {page} in a browser[/] to look at and listen to the samples"
+                  + (f" (no audio players: {result.comparison.no_players})" if result.comparison.no_players else ""),
+                  soft_wrap=True)
 
 
 @app.command()
 def render(
     midi: Path = typer.Argument(..., help="MIDI file to listen to, e.g. one written by `seqgate sample`."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="WAV file to write (default: the MIDI path with .wav)."),
-    soundfont: Optional[Path] = typer.Option(None, "--soundfont", help="General MIDI .sf2/.sf3 file (default: $SEQGATE_SOUNDFONT, else a system one, else pretty_midi's TimGM6mb)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Audio file to write: .wav (default: the MIDI path with .wav), .mp3, .ogg or .flac."),
+    soundfont: Optional[Path] = typer.Option(None, "--soundfont", help="General MIDI .sf2 file (default: $SEQGATE_SOUNDFONT, else a system one, else pretty_midi's TimGM6mb)."),
 ) -> None:
-    """Render a MIDI file to a stereo WAV through a General MIDI SoundFont, to listen to it."""
+    """Render a MIDI file to stereo audio through a General MIDI SoundFont, to listen to it."""
     from seqgate.music.audio import find_soundfont, render_wav
 
     soundfont_path = find_soundfont(soundfont)  # found here too, to say which one was used

@@ -104,8 +104,12 @@ def test_each_cell_reports_muspy_measures_of_its_samples_beside_the_corpus(compa
     gru, lstm = results["cells"]
     corpus = json.loads((out / "gru-seed0" / "config.json").read_text())["data"]["train_stats"]
     assert "| measure | gru | lstm | training corpus |" in report
-    assert (f"| polyphony | {gru['sample_polyphony']['mean']:.3f} | {lstm['sample_polyphony']['mean']:.3f} | "
-            f"{corpus['polyphony']:.3f} |") in report
+    # one convention for a measure everywhere: the terminal's (rates as percentages)
+    assert (f"| polyphony | {gru['sample_polyphony']['mean']:.2f} | {lstm['sample_polyphony']['mean']:.2f} | "
+            f"{corpus['polyphony']:.2f} |") in report
+    assert (f"| scale | {gru['sample_scale_consistency']['mean']:.1%} | "
+            f"{lstm['sample_scale_consistency']['mean']:.1%} | {corpus['scale_consistency']:.1%} |") in report
+    assert results["sample_measures"]["scale_consistency"]["shown_as"] == "percent"
 
 
 def test_finished_runs_with_the_same_settings_are_reused_untouched(compared, tmp_path):

@@ -9,7 +9,8 @@ Beside them, each cell's samples are judged with MusPy's measures (metrics.py) n
 training corpus's: SAMPLE_PIECES pieces of 16 bars from every run's best.pt.
 
 Output folder (default runs/compare-<cells>): one run folder per cell and seed (gru-seed0, ...),
-report.md, results.json, curves.png.
+report.md, results.json, curves.png, and report.html (the tables, the curves, and each cell's
+samples to look at and listen to, in samples/).
 
 Reuse: a run folder is used again, not retrained, when its config.json says "finished", its saved
 "train" config equals the one this comparison would use (cell, data path, budget, recipe, limits,
@@ -38,16 +39,19 @@ from rich.console import Console
 from seqgate.data.benchmarks import recognise_dataset
 from seqgate.data.dataset import DEFAULT_DATASET, SPLITS, dataset_fingerprint
 from seqgate.compare.jobs import train_in_processes
-from seqgate.compare.report import MEASURES, equivalent_command, write_outputs
+from seqgate.compare.report import MEASURES, equivalent_command, write_outputs, write_page
 from seqgate.errors import UserError
 from seqgate.music.metrics import SAMPLE_MEASURES
 from seqgate.training.runs import DEFAULT_RUNS_DIR, Run, compare_runs, new_compare_run
-from seqgate.music.sample import sample_statistics
-from seqgate.settings import CompareConfig
+from seqgate.music.page import PAGE_NAME
+from seqgate.music.sample import sample_statistics, write_samples
+from seqgate.settings import CompareConfig, SampleConfig
 
 # Pieces of 16 bars each run samples for its row of MusPy's measures: enough that the mean is
 # steady, few enough to cost a second or two per run.
 SAMPLE_PIECES = 8
+# Pieces of each cell on report.html, each with its picture and player (from its first seed).
+PAGE_PIECES = 2
 
 
 def default_output(cells: list[str], heads: list[str]) -> Path:
@@ -71,6 +75,7 @@ class RunResult:
     summary: dict = field(default_factory=dict)  # the run's config.json
     evaluation: dict = field(default_factory=dict)  # split -> evaluate_run's result
     sample_stats: dict = field(default_factory=dict)  # sample.sample_statistics of its best.pt
+    page_samples: object = None  # sample.SampleReport of the pieces report.html shows (first seed)
 
     def record(self) -> dict:
         epochs = self.summary.get("epochs") or 0
@@ -104,7 +109,8 @@ class Comparison:
     paper: bool  # the paper's numbers are in the table
     notes: list[str]  # said while comparing, repeated in the report
     command: str
-    files: dict[str, Path]  # report, results, curves
+    files: dict[str, Path]  # report, results, curves, page
+    no_players: str | None = None  # why report.html has no audio players, if it has none
 
 
 def compare(settings: CompareConfig, console: Console | None = None, display_factory=None) -> Comparison:
@@ -164,9 +170,13 @@ def compare(settings: CompareConfig, console: Console | None = None, display_fac
             run = Run(run_dir)
             model, checkpoint = run.load_model("best.pt")
             evaluation = {split: evaluate_model(model, checkpoint, dataset, split, data) for split in SPLITS}
+            shown = None
+            if config.seed == 0:  # every label's first seed: its pieces on report.html
+                shown = write_samples(model, checkpoint, run_dir, output / "samples" / f"{label}.mid",
+                                      SampleConfig(n=PAGE_PIECES, png=True, seed=config.seed).validate())
             runs.append(RunResult(config.cell, config.head, label, config.seed, run_dir, action,
                                   run.read_config(), evaluation,
-                                  sample_statistics(model, checkpoint, SAMPLE_PIECES, seed=config.seed)))
+                                  sample_statistics(model, checkpoint, SAMPLE_PIECES, seed=config.seed), shown))
 
     shown_paper = settings.paper and benchmark is not None
     rows = [_cell_row(cell, head, [r for r in runs if r.cell == cell and r.head == head],
@@ -176,8 +186,10 @@ def compare(settings: CompareConfig, console: Console | None = None, display_fac
                             data=data, benchmark=benchmark, paper=shown_paper,
                             notes=notes, command=equivalent_command(replace(settings, output=str(output))),
                             files={"report": output / "report.md", "results": output / "results.json",
-                                   "curves": output / "curves.png"})
+                                   "curves": output / "curves.png", "page": output / PAGE_NAME})
     write_outputs(comparison, fingerprint, configs[0])
+    with console.status("rendering the samples for report.html"):
+        comparison.no_players = write_page(comparison)
     return comparison
 
 

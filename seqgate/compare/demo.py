@@ -72,7 +72,8 @@ def run_demo(output: str | os.PathLike = DEMO_OUTPUT, *, max_epochs: int | None 
 
     files = [("dataset", dataset)]
     files += [(f"{run.cell} run, seed {run.seed}", run.run_dir) for run in comparison.runs]
-    files += [("comparison report", comparison.files["report"]),
+    files += [("report to open", comparison.files["page"]),
+              ("comparison report", comparison.files["report"]),
               ("comparison numbers", comparison.files["results"]),
               ("learning curves", comparison.files["curves"])]
     for result in report.results:

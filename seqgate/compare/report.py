@@ -7,6 +7,7 @@ models (benchmarks.py), each with its source and convention.
 
 from __future__ import annotations
 
+import html
 import shlex
 from dataclasses import asdict
 
@@ -16,7 +17,7 @@ from rich.table import Table
 
 from seqgate.data.benchmarks import PAPER_CITATION
 from seqgate.data.dataset import SPLITS
-from seqgate.music.metrics import SAMPLE_MEASURES
+from seqgate.music.metrics import SAMPLE_MEASURES, format_measure_stat, measure_legend
 from seqgate.files import write_json_atomic, write_text_atomic
 from seqgate.training.runs import Run
 
@@ -93,7 +94,7 @@ def results_table(comparison) -> Group:
 
 
 SAMPLES_CAPTION = ("MusPy's measures (metrics.py) of the pieces each run samples (seed = the run's seed), "
-                   "mean over seeds; rates as fractions")
+                   "mean over seeds")
 
 
 def _samples_rows(comparison) -> tuple[list[str], list[list[str]]]:
@@ -101,8 +102,8 @@ def _samples_rows(comparison) -> tuple[list[str], list[list[str]]]:
     measure a row, so the table stays narrow however many measures there are)."""
     corpus = comparison.runs[0].summary.get("data", {}).get("train_stats") or {}
     headings = ["measure"] + [row["label"] for row in comparison.rows] + ["training corpus"]
-    rows = [[heading] + [format_stat(row[f"sample_{key}"], 3) for row in comparison.rows]
-            + [format_stat({"mean": corpus.get(key), "std": None}, 3)]
+    rows = [[heading] + [format_measure_stat(row[f"sample_{key}"], key) for row in comparison.rows]
+            + [format_measure_stat({"mean": corpus.get(key), "std": None}, key)]
             for key, (heading, _) in SAMPLE_MEASURES.items()]
     return headings, rows
 
@@ -153,6 +154,7 @@ def write_outputs(comparison, fingerprint: str, config) -> None:
         "nll": f"{first.evaluation['test']['nll_of']}, every frame of a split weighted equally; best.pt",
         "std": "sample standard deviation over seeds (n - 1), only with two or more seeds",
         "paper": f"{PAPER_CITATION} (train, test)" if comparison.paper else None,
+        "sample_measures": measure_legend(),
         "cells": comparison.rows,
         "runs": [run.record() for run in comparison.runs],
     }
@@ -230,3 +232,38 @@ def _published_lines(comparison) -> list[str]:
     return ["Published test NLLs on this corpus (nats per frame; for latent-variable models a bound "
             "or an estimate, see each source):", "",
             *(f"- {model}: {value}" for model, value in comparison.benchmark.published.items()), ""]
+
+
+def write_page(comparison) -> str | None:
+    """report.html of a compare.Comparison: its tables, curves.png, and each cell's samples with
+    pictures and players (rendered here). Returns why it has no players, if it has none."""
+    from seqgate.music import page
+
+    folder = comparison.output
+    shown = [run for run in comparison.runs if run.page_samples is not None]
+    audio, reason = page.render_players([r.path for run in shown for r in run.page_samples.results])
+    data = comparison.runs[0].summary.get("data", {})
+    sections = [
+        f"<p>Dataset <code>{html.escape(str(data.get('path', comparison.data)))}</code>"
+        + (f", the {html.escape(comparison.benchmark.name)} benchmark" if comparison.benchmark else "")
+        + ". Every cell: the same data, parameter budget, recipe, limits and seeds.</p>",
+        f"<pre>{html.escape(comparison.command)}</pre>",
+        page.no_player_note(reason),
+        "<h2>Negative log-likelihood</h2>",
+        page.table_html(*_table_rows(comparison),
+                        caption=f"NLL: {comparison.runs[0].evaluation['test']['nll_of']}; "
+                                f"best.pt (the lowest validation NLL), every frame weighted equally"
+                                + (f"; paper: {PAPER_CITATION}" if comparison.paper else "")),
+        "<h2>Learning curves</h2>",
+        f'<img class="curves" src="{page.link(comparison.files["curves"], folder)}" '
+        f'alt="validation NLL against updates and seconds">',
+        "<h2>Samples beside the training corpus</h2>",
+        page.table_html(*_samples_rows(comparison), caption=SAMPLES_CAPTION),
+    ]
+    for run in shown:
+        samples = [page.PageSample(r.path.name, r.path, r.png, audio.get(r.path), r.statistics)
+                   for r in run.page_samples.results]
+        sections += [f"<h2>{html.escape(run.label)}: samples (seed {run.seed})</h2>", page.samples_html(samples, folder)]
+    page.write_page(comparison.files["page"], f"seqgate compare: "
+                    f"{', '.join(row['label'] for row in comparison.rows)}", sections)
+    return reason

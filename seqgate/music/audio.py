@@ -82,6 +82,9 @@ MAX_MINUTES = 30
 VOLUME_SCALE = 0.5
 GM_DEFAULT_VOLUME = 100  # a channel's CC7 before the file sets one
 VOLUME_CONTROLLER = 7
+# Compressed audio, by suffix: (libsndfile's format, subtype), written through soundfile (which
+# ships libsndfile inside its wheel). MP3 plays in every browser; the report pages use it.
+AUDIO_FORMATS = {".mp3": ("MP3", "MPEG_LAYER_III"), ".ogg": ("OGG", "VORBIS"), ".flac": ("FLAC", "PCM_16")}
 # What a GM synthesiser acts on; the rest (aftertouch, SysEx, clock, other meta events) changes no
 # sound this one makes. Tempo changes are kept: the rewritten file keeps the original's ticks.
 _PLAYED = frozenset({"note_on", "note_off", "program_change", "control_change", "pitchwheel"})
@@ -133,7 +136,8 @@ def check_can_render(soundfont: str | os.PathLike | None = None) -> Path:
 
 def render_wav(midi_path: str | os.PathLike, wav_path: str | os.PathLike | None = None,
                soundfont: str | os.PathLike | None = None) -> Path:
-    """Render `midi_path` to a stereo 16-bit WAV at SAMPLE_RATE (default: beside it, suffix .wav);
+    """Render `midi_path` to stereo audio at SAMPLE_RATE, scaled to full scale: a 16-bit WAV, or
+    by the output's suffix an AUDIO_FORMATS file (default: beside the MIDI file, suffix .wav);
     return its path."""
     midi_path = Path(midi_path)
     wav_path = Path(wav_path) if wav_path is not None else midi_path.with_suffix(".wav")
@@ -141,10 +145,17 @@ def render_wav(midi_path: str | os.PathLike, wav_path: str | os.PathLike | None 
         raise UserError(f"no MIDI file at {midi_path}")
     if wav_path.resolve() == midi_path.resolve():
         raise UserError(f"{wav_path} is the MIDI file itself: choose another output path")
+    suffix = wav_path.suffix.lower()
+    if suffix != ".wav" and suffix not in AUDIO_FORMATS:
+        raise UserError(f"cannot write {wav_path}: the audio formats are .wav, "
+                        + ", ".join(AUDIO_FORMATS))
     soundfont = find_soundfont(soundfont)
     playable, last_event_seconds = _playable_midi(midi_path)
-    audio = _render(soundfont, playable)
-    _write_wav(wav_path, _trim_release(audio, last_event_seconds))
+    audio = _trim_release(_render(soundfont, playable), last_event_seconds)
+    if suffix == ".wav":
+        _write_wav(wav_path, audio)
+    else:
+        _write_compressed(wav_path, audio, *AUDIO_FORMATS[suffix])
     return wav_path
 
 
@@ -278,3 +289,19 @@ def _write_wav(path: Path, audio: np.ndarray) -> None:
         for first in range(0, len(audio), chunk):
             scaled = np.rint(audio[first:first + chunk] * gain).clip(-32768, 32767).astype("<i2")
             wav.writeframes(scaled.tobytes())  # row-major (samples, channels) is WAV's L R L R ...
+
+
+def _write_compressed(path: Path, audio: np.ndarray, format_name: str, subtype: str) -> None:
+    """(samples, 2) int16 -> a compressed file at full scale, written atomically."""
+    try:
+        import soundfile
+    except ImportError:
+        raise UserError(f"writing {path.suffix} audio needs the soundfile package: pip install soundfile") from None
+    # floats in [-1, 1], 1 dB below full scale: a lossy codec's output overshoots its input
+    peak = _peak(audio)
+    scaled = audio * np.float32(0.9 / peak if peak else 1 / 32768)
+    with atomic_write(path, "wb") as handle:
+        try:
+            soundfile.write(handle, scaled, SAMPLE_RATE, format=format_name, subtype=subtype)
+        except (RuntimeError, TypeError, ValueError) as error:  # libsndfile lacks the format
+            raise UserError(f"cannot write {path} ({_one_line(error)})") from None

@@ -52,11 +52,35 @@ SAMPLE_MEASURES = {
     "groove_consistency": ("groove", ".3f"),
 }
 
+MEASURES_CAPTION = ("MusPy's measures (metrics.py). Entropy in bits, at most log2(12) = 3.58; polyphony: "
+                    "keys over frames that sound; scale: notes in the best-fitting scale; in key: in the "
+                    "piece's estimated key; groove: onsets alike bar to bar")
+
 
 def format_measure(stats: dict, key: str) -> str:
     """One SAMPLE_MEASURES value as shown, "-" where it is unknown (or from an older run)."""
     value = stats.get(key)
     return "-" if value is None else format(value, SAMPLE_MEASURES[key][1])
+
+
+def format_measure_stat(stat: dict, key: str, separator: str = " ") -> str:
+    """A SAMPLE_MEASURES mean over seeds ({"mean", "std"}) as shown everywhere a measure is (the
+    terminal, report.md, report.html): "86.2%" or "86.2% ± 1.3%" (the std with two seeds or
+    more), "-" where unknown."""
+    if stat.get("mean") is None:
+        return "-"
+    text = format(stat["mean"], SAMPLE_MEASURES[key][1])
+    if stat.get("std") is not None:
+        text += f"{separator}± {format(stat['std'], SAMPLE_MEASURES[key][1])}"
+    return text
+
+
+def measure_legend() -> dict:
+    """For results.json: each SAMPLE_MEASURES key's heading and how it is shown, since the file
+    stores rates as fractions (0.862) and every table shows them as percentages (86.2%)."""
+    return {key: {"heading": heading, "shown_as": "percent" if fmt.endswith("%") else "number",
+                  "stored_as": "fraction from 0 to 1" if fmt.endswith("%") else "number"}
+            for key, (heading, fmt) in SAMPLE_MEASURES.items()}
 
 
 def roll_statistics(rolls: list[np.ndarray], onsets: list[np.ndarray] | None = None,

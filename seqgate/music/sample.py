@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from seqgate.errors import UserError
-from seqgate.music.metrics import SAMPLE_MEASURES, format_measure, roll_statistics
+from seqgate.music.metrics import MEASURES_CAPTION, SAMPLE_MEASURES, format_measure, roll_statistics
 from seqgate.model.network import NextStepModel, few_threads_for_small_work
 from seqgate.data.roll import DEFAULT_QPM, LOWEST_PITCH, N_KEYS, dense_roll, roll_to_midi
 from seqgate.training.runs import Checkpoint, DataRecord, open_run
@@ -164,6 +164,13 @@ def sample_to_midi(run_dir: str | os.PathLike | None, output: str | os.PathLike,
     settings = settings.validate()
     run = open_run(run_dir)
     model, checkpoint = run.load_model("best.pt")
+    return write_samples(model, checkpoint, run.folder, output, settings, console)
+
+
+def write_samples(model: NextStepModel, checkpoint: Checkpoint, run_folder: Path, output: str | os.PathLike,
+                  settings: SampleConfig, console: Console | None = None) -> SampleReport:
+    """sample_to_midi for a model already loaded from `run_folder`'s best.pt (compare has it);
+    settings already validated."""
     paths = output_paths(output, settings.n)
     _check_writable_folder(paths[0].parent)
     data = checkpoint.data
@@ -195,7 +202,7 @@ def sample_to_midi(run_dir: str | os.PathLike | None, output: str | os.PathLike,
                                     statistics=roll_statistics([roll], None if struck is None else [struck],
                                                                data.frames_per_quarter),
                                     png=image))
-    return SampleReport(results=results, train_stats=data.train_stats, run_dir=run.folder,
+    return SampleReport(results=results, train_stats=data.train_stats, run_dir=run_folder,
                         qpm=qpm, frames_per_quarter=data.frames_per_beat,
                         primer_frames=0 if primer_roll is None else len(primer_roll))
 
@@ -289,12 +296,10 @@ def statistics_table(results: list[SampleResult], train_stats: dict | None = Non
     few, so the table fits a narrow terminal whatever the number of measures."""
     folder = results[0].path.parent if results else Path(".")
     table = Table(title=f"Samples in {folder} beside the training corpus",
-                  caption="MusPy's measures (metrics.py). Entropy in bits, at most log2(12) = 3.58; "
-                          "polyphony: keys over frames that sound; scale: notes in the best-fitting "
-                          "scale; in key: in the piece's estimated key; groove: onsets alike bar to bar")
+                  caption=MEASURES_CAPTION)
     columns = [(result.path.name, result.statistics) for result in results[:SAMPLES_SHOWN]]
     if len(results) > 1:
-        columns.append((f"mean of {len(results)}", _mean_statistics([r.statistics for r in results])))
+        columns.append((f"mean of {len(results)}", mean_statistics([r.statistics for r in results])))
     if train_stats is not None:
         columns.append(("training corpus", train_stats))
     table.add_column("measure")
@@ -307,7 +312,7 @@ def statistics_table(results: list[SampleResult], train_stats: dict | None = Non
     return table
 
 
-def _mean_statistics(statistics: list[dict]) -> dict:
+def mean_statistics(statistics: list[dict]) -> dict:
     """Frames and notes summed, each measure averaged over the pieces that have it."""
     mean = {"frames": sum(s["frames"] for s in statistics), "notes": sum(s["notes"] for s in statistics)}
     for key in SAMPLE_MEASURES:
