@@ -427,7 +427,7 @@ def demo_command(
 @app.command()
 def render(
     midi: Path = typer.Argument(..., help="MIDI file to listen to, e.g. one written by `seqgate sample`."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Audio file to write: .wav (default: the MIDI path with .wav), .mp3, .ogg or .flac."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Audio file to write: .wav (default: the MIDI path with .wav), .mp3 or .flac."),
     soundfont: Optional[Path] = typer.Option(None, "--soundfont", help="General MIDI .sf2 file (default: $SEQGATE_SOUNDFONT, else a system one, else pretty_midi's TimGM6mb)."),
 ) -> None:
     """Render a MIDI file to stereo audio through a General MIDI SoundFont, to listen to it."""

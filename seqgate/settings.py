@@ -6,6 +6,8 @@ starts fast.
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass, field, fields, replace
 
 from seqgate.data.dataset import DEFAULT_DATASET
@@ -268,3 +270,11 @@ class SampleConfig:
         if self.frames is not None:
             return int(self.frames)
         return int(self.bars if self.bars is not None else self.default_bars) * QUARTERS_PER_BAR * frames_per_beat
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity, where the platform tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1

@@ -21,6 +21,14 @@ DEMO_MAX_EPOCHS = 300
 DEMO_MAX_MINUTES = 1.0
 
 
+def demo_jobs() -> int:
+    """The demo's runs trained at once: one per core, up to one per cell. Its small models train
+    on one thread each, so on two cores the two runs take the time of one (compare --jobs)."""
+    from seqgate.settings import available_cores
+
+    return max(1, min(len(DEMO_CELLS), available_cores()))
+
+
 @dataclass
 class DemoResult:
     output: Path
@@ -34,12 +42,13 @@ class DemoResult:
 def run_demo(output: str | os.PathLike = DEMO_OUTPUT, *, max_epochs: int | None = None,
              max_minutes: float | None = None, params: int | None = None,
              console: Console | None = None, display_factory=None,
-             train_options: dict | None = None) -> DemoResult:
+             train_options: dict | None = None, jobs: int | None = None) -> DemoResult:
     """Prepare, compare gru and lstm, sample; everything under `output`.
 
     max_epochs / max_minutes: limits per run (None: DEMO_MAX_EPOCHS / DEMO_MAX_MINUTES).
     display_factory: see compare.compare.
     train_options: further TrainConfig fields (tests use them to keep runs tiny).
+    jobs: runs trained at once (None: demo_jobs()).
     """
     from seqgate.compare.compare import compare
     from seqgate.data.dataset import DEFAULT_DATASET, SPLITS
@@ -61,6 +70,7 @@ def run_demo(output: str | os.PathLike = DEMO_OUTPUT, *, max_epochs: int | None 
     console.rule(f"2/3  train {' and '.join(DEMO_CELLS)} under the same conditions")
     settings = CompareConfig(cells=DEMO_CELLS, data=str(dataset), output=str(output / f"compare-{'-'.join(DEMO_CELLS)}"),
                              max_epochs=max_epochs, max_minutes=max_minutes, train_options=train_options or {},
+                             jobs=demo_jobs() if jobs is None else jobs,
                              **({} if params is None else {"params": params}))
     comparison = compare(settings, console=console, display_factory=display_factory)
 

@@ -17,15 +17,9 @@ from pathlib import Path
 from rich.console import Console
 
 from seqgate.errors import UserError
+from seqgate.settings import available_cores
 from seqgate.training.runs import Run
 from seqgate.settings import TrainConfig
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def train_in_processes(to_train: list, jobs: int, console: Console) -> None:
@@ -40,7 +34,7 @@ def train_in_processes(to_train: list, jobs: int, console: Console) -> None:
 
     from seqgate.training.train import Interrupted, sigterm_as_interrupt
 
-    threads = max(1, _cores() // jobs)
+    threads = max(1, available_cores() // jobs)
     console.print(f"training {len(to_train)} runs, {jobs} at a time, {threads} torch "
                   f"thread{'s' if threads > 1 else ''} each; logs in <run>/train.log")
     context = multiprocessing.get_context("spawn")  # never fork a process that holds torch threads

@@ -63,14 +63,23 @@ def render_players(midi_paths: list[Path], soundfont=None) -> tuple[dict[Path, P
         soundfont = check_can_render(soundfont)
     except UserError as error:
         return {}, str(error)
-    rendered = {}
-    for midi in midi_paths:
+    def render(midi: Path) -> Path | None:
         try:
-            rendered[midi] = render_wav(midi, midi.with_suffix(PAGE_AUDIO_SUFFIX), soundfont)
+            return render_wav(midi, midi.with_suffix(PAGE_AUDIO_SUFFIX), soundfont, preview=True)
         except UserError as error:
-            if "no notes to render" not in str(error):  # a silent sample is a sample, with no player
-                raise
-    return rendered, None
+            if "no notes to render" in str(error):  # a silent sample is a sample, with no player
+                return None
+            raise
+
+    # Threads: the encoder (libsndfile, called through cffi) runs without the GIL, so on two
+    # cores two pieces encode at once.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from seqgate.settings import available_cores
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(midi_paths), available_cores()))) as pool:
+        audio = dict(zip(midi_paths, pool.map(render, midi_paths)))
+    return {midi: path for midi, path in audio.items() if path is not None}, None
 
 
 def link(path: Path, page_folder: Path) -> str:
