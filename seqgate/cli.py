@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -241,6 +242,7 @@ def train(
         summary = training.train(config, run_dir, resume=resume,
                                  display=TrainDisplay(max_epochs) if main_process else None)
     except training.Interrupted as stopped:
+        _ignore_further_sigterm()
         if main_process:
             Console(stderr=True).print(f"interrupted: {stopped}/last.pt holds the last finished epoch; "
                                        f"continue with `seqgate train --resume --run-dir {stopped}`")
@@ -248,6 +250,7 @@ def train(
     except KeyboardInterrupt:
         # a second Ctrl-C or SIGTERM while train was already stopping: click would call it
         # "Aborted!" and exit 1; last.pt is still whole (every file is written atomically)
+        _ignore_further_sigterm()
         if main_process:
             Console(stderr=True).print("interrupted: the run's last.pt holds the last finished epoch; "
                                        "continue with `seqgate train --resume --run-dir RUN`")
@@ -443,13 +446,21 @@ def main() -> None:
     try:
         app()
     except UserError as error:
+        _ignore_further_sigterm()
         # escaped: a message quoting a file name or a library's error may hold [brackets]
         Console(stderr=True, soft_wrap=True).print(f"[bold red]seqgate: error:[/] {escape(str(error))}",
                                                    highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
+        _ignore_further_sigterm()
         Console(stderr=True).print("seqgate: interrupted")
         sys.exit(130)
+
+
+def _ignore_further_sigterm() -> None:
+    """On the way out with a message: a SIGTERM now (torchrun stopping its other processes) must
+    not cut the one line short or turn it into a traceback."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

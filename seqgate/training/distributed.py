@@ -10,9 +10,11 @@ never as an average of averages, and rank 0 alone writes files.
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 import re
+import signal
 from dataclasses import dataclass
 
 import numpy as np
@@ -131,6 +133,7 @@ def join(device_name: str) -> World:
     if not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo",
                                              timeout=datetime.timedelta(seconds=peer_timeout_s()))
+        atexit.register(_destroy_group)  # in case an exit bypasses leave() (see there)
     return World(rank, size, local_rank, device)
 
 
@@ -164,12 +167,34 @@ def lost_peer(error: BaseException) -> bool:
 def leave(world: World, together: bool = True) -> None:
     """Leave the process group. together: wait first until every process is done (rank 0 writes
     the run's last files after the loop), so none tears the group down under a peer still using
-    it; False when leaving on an error or a signal, where a peer may never arrive."""
+    it; False when leaving on an error or a signal, where a peer may never arrive.
+
+    The group is destroyed whatever happens on the way (a failed barrier, a second SIGTERM:
+    torchrun forwards its own to processes that a killpg already reached), since a process that
+    exits with gloo's threads still alive is aborted at exit ("terminate called without an active
+    exception", exit code -6) instead of ending with its own line and code."""
     if not (world.is_distributed and torch.distributed.is_initialized()):
         return
-    if together:
-        torch.distributed.barrier()
-    torch.distributed.destroy_process_group()
+    try:
+        if together:
+            torch.distributed.barrier()
+    finally:
+        _destroy_group()
+
+
+def _destroy_group() -> None:
+    """destroy_process_group with Ctrl-C and SIGTERM held until it is done (they arrive after)."""
+    if not torch.distributed.is_initialized():
+        return
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
+        torch.distributed.destroy_process_group()
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        torch.distributed.destroy_process_group()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def is_main_process() -> bool:

@@ -108,6 +108,13 @@ def train(config: TrainConfig, run_dir: Path | None = None, resume: bool = False
     config.data already read (compare reads it once for all its runs).
     """
     config.validate()  # the device name among the rest, before a process group is joined on it
+    # SIGTERM is Ctrl-C from here to the end, the handling of a failure included: under torchrun a
+    # failing peer brings a SIGTERM while this process is still saying why it stops.
+    with sigterm_as_interrupt():
+        return _train_in_world(config, run_dir, resume, display, dataset)
+
+
+def _train_in_world(config: TrainConfig, run_dir, resume: bool, display, dataset) -> dict:
     world = join(config.device)
     try:
         summary = _train(config, run_dir, resume, display, world, dataset)
