@@ -77,7 +77,8 @@ def test_user_errors_are_one_line_and_exit_code_2(tmp_path, args, message):
 def test_demo_runs_the_pipeline_into_one_folder_and_reuses_its_runs(tmp_path):
     from seqgate.compare.demo import run_demo
 
-    tiny = dict(max_epochs=1, params=2000, train_options={"window": 32})
+    # one job: the demo's two processes at once are compare's --jobs path, tested in test_compare
+    tiny = dict(max_epochs=1, params=2000, train_options={"window": 32}, jobs=1)
     result = run_demo(tmp_path / "demo", **tiny)
     where = dict(result.files)
     assert where["dataset"] == tmp_path / "demo" / "seqgate-data.npz"
@@ -90,6 +91,7 @@ def test_demo_runs_the_pipeline_into_one_folder_and_reuses_its_runs(tmp_path):
     assert pretty_midi.PrettyMIDI(str(tmp_path / "demo" / "out.mid")).instruments[0].notes
     again = run_demo(tmp_path / "demo", **tiny)  # prepares afresh: the same pieces, so the runs stay
     assert [run.action for run in again.comparison.runs] == ["reused", "reused"]
+    assert where["report to open"].read_text().count("<audio") == 4 or again.comparison.no_players
 
 
 def test_onsets_prepare_train_sample_keeps_the_repeated_notes_the_model_draws(tmp_path):

@@ -50,8 +50,11 @@ from seqgate.settings import CompareConfig, SampleConfig
 # Pieces of 16 bars each run samples for its row of MusPy's measures: enough that the mean is
 # steady, few enough to cost a second or two per run.
 SAMPLE_PIECES = 8
-# Pieces of each cell on report.html, each with its picture and player (from its first seed).
+# Pieces of each cell on report.html, each with its picture and player (from its first seed),
+# of PAGE_BARS bars: half a minute of a chorale, enough to hear what a cell learned, and half the
+# rendering time of the 16 bars `sample` writes by default.
 PAGE_PIECES = 2
+PAGE_BARS = 8
 
 
 def default_output(cells: list[str], heads: list[str]) -> Path:
@@ -173,7 +176,8 @@ def compare(settings: CompareConfig, console: Console | None = None, display_fac
             shown = None
             if config.seed == 0:  # every label's first seed: its pieces on report.html
                 shown = write_samples(model, checkpoint, run_dir, output / "samples" / f"{label}.mid",
-                                      SampleConfig(n=PAGE_PIECES, png=True, seed=config.seed).validate())
+                                      SampleConfig(n=PAGE_PIECES, bars=PAGE_BARS, png=True,
+                                                   seed=config.seed).validate())
             runs.append(RunResult(config.cell, config.head, label, config.seed, run_dir, action,
                                   run.read_config(), evaluation,
                                   sample_statistics(model, checkpoint, SAMPLE_PIECES, seed=config.seed), shown))
