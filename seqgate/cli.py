@@ -32,6 +32,13 @@ app = typer.Typer(
 console = Console()
 
 
+def train_display(max_epochs: int):
+    """compare's and demo's display_factory: a TrainDisplay on this CLI's console."""
+    from seqgate.training.display import TrainDisplay
+
+    return TrainDisplay(max_epochs, console)
+
+
 def _version(value: bool) -> None:
     if value:
         console.print(f"seqgate {__version__}")
@@ -120,90 +127,6 @@ def inspect(
         console.print(f"onsets: kept, {stats['struck_notes']:,} notes struck")
 
 
-def model_head(model_config: dict) -> str:
-    """"nade 24" or "bernoulli": the head of a stored model config, with its size if it has one."""
-    head = model_config["head"]
-    return f"{head} {model_config['head_size']}" if model_config.get("head_size") else head
-
-
-def limits_line(settings: dict) -> str:
-    """The limits a run stops at, the first that binds, as the start of a run says them."""
-    limits = [f"epoch {settings['max_epochs']}",
-              f"{settings['patience']} epochs without a better validation NLL"]
-    if settings.get("max_minutes") is not None:
-        limits.append(f"{settings['max_minutes']:g} minutes of training")
-    return "stops at the first of: " + ", ".join(limits)
-
-
-def stop_reason(summary: dict) -> str:
-    """Which limit ended a finished run, in words."""
-    settings, stopped = summary["train"], summary["stopped"]
-    if stopped == "early stopping":
-        return (f"stopped early: {settings['patience']} epochs without a better validation NLL after "
-                f"epoch {summary['best_epoch']}")
-    if stopped == "time limit":
-        return f"stopped at the time limit, {settings['max_minutes']:g} minutes of training"
-    return f"stopped at the epoch limit, {settings['max_epochs']} epochs"
-
-
-def outlook_text(progress, settings) -> str:
-    """"7.5 s/epoch, <= 0:37:21 left (max epochs), early stop at epoch 23": the seconds an epoch so
-    far, the latest end the epoch and time limits allow, and the epoch at which early stopping
-    ends the run unless the validation NLL improves."""
-    from seqgate.training.train import time_left
-
-    seconds, limit, early_stop_epoch = time_left(progress, settings)
-    if seconds is None:
-        return ""
-    minutes, rest = divmod(int(round(seconds)), 60)
-    return (f"{progress.seconds / progress.epoch:.1f} s/epoch, <= {minutes // 60}:{minutes % 60:02d}:{rest:02d} "
-            f"left ({limit}), early stop at epoch {early_stop_epoch}")
-
-
-class TrainDisplay:
-    """The live view of `seqgate train`: what an epoch is and which limits stop the run, then an
-    epoch bar with train NLL, valid NLL, speed, time an epoch and the latest end the limits allow."""
-
-    def __init__(self, max_epochs: int):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self.max_epochs = max_epochs
-        self.bar = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(bar_width=10), MofNCompleteColumn(),
-            TextColumn("train {task.fields[train]} valid {task.fields[valid]} "
-                       "(best {task.fields[best]}) {task.fields[speed]}"),
-            TextColumn("{task.fields[outlook]}"), console=console, transient=False)
-        self.task = None
-        self.settings = None
-
-    def start(self, run_dir, info, progress) -> None:
-        from seqgate.settings import TrainConfig
-
-        model, self.settings = info["model_config"], TrainConfig(**info["train"])
-        console.print(f"training {model['cell']} (hidden {model['hidden']}, {model_head(model)} head, "
-                      f"{info['parameters']:,} parameters) on {info['device']} -> {run_dir}")
-        console.print(f"an epoch: {info['epoch_frames']:,} training frames in about "
-                      f"{info['updates_per_epoch']:,} updates of {self.settings.batch_size} windows of up to "
-                      f"{self.settings.window} frames, then validation; {limits_line(info['train'])}")
-        self.bar.start()
-        best = f"{progress.best_valid:.3f}" if progress.best_epoch else "-"
-        self.task = self.bar.add_task("epoch", total=self.max_epochs, completed=progress.epoch,
-                                      train="-", valid="-", best=best, speed="",
-                                      outlook=outlook_text(progress, self.settings))
-
-    def batch(self, frames: int, train_nll: float) -> None:
-        self.bar.update(self.task, train=f"{train_nll:.3f}")
-
-    def epoch(self, record: dict, progress) -> None:
-        self.bar.update(self.task, completed=record["epoch"], valid=f"{record['valid_nll']:.3f}",
-                        best=f"{progress.best_valid:.3f}",
-                        speed=f"{record['frames_per_second'] / 1000:,.0f}k fr/s",
-                        outlook=outlook_text(progress, self.settings))
-
-    def stop(self) -> None:
-        self.bar.stop()
-
-
 @app.command()
 def train(
     cell: str = typer.Option(TrainConfig.cell, "--cell", "-c", help=CELL_HELP + "."),
@@ -230,6 +153,7 @@ def train(
 ) -> None:
     """Train a tanh, GRU or LSTM next-step predictor; the best model by validation NLL is kept."""
     from seqgate.training import train as training
+    from seqgate.training.display import TrainDisplay, stop_reason
     from seqgate.training.distributed import is_main_process
 
     config = TrainConfig(
@@ -240,7 +164,7 @@ def train(
     main_process = is_main_process()  # under torchrun, one process shows progress and results
     try:
         summary = training.train(config, run_dir, resume=resume,
-                                 display=TrainDisplay(max_epochs) if main_process else None)
+                                 display=TrainDisplay(max_epochs, console) if main_process else None)
     except training.Interrupted as stopped:
         _ignore_further_sigterm()
         if main_process:
@@ -392,7 +316,7 @@ def compare_command(
             cells=tuple(cells), heads=tuple(h.strip() for h in head.split(",") if h.strip()), data=str(data),
             output=output, params=params, seeds=seeds, max_epochs=max_epochs, max_minutes=max_minutes,
             jobs=jobs, recipe=recipe, device=device, paper=paper)
-        result = compare(settings, console=console, display_factory=TrainDisplay)
+        result = compare(settings, console=console, display_factory=train_display)
     except Interrupted as stopped:
         Console(stderr=True).print(f"interrupted ({stopped}); run the same command again to continue: "
                                    "finished runs are reused, unfinished ones resume from last.pt")
@@ -415,7 +339,7 @@ def demo_command(
     from seqgate.music.sample import statistics_table
 
     result = demo.run_demo(output, max_epochs=max_epochs, max_minutes=max_minutes, console=console,
-                           display_factory=TrainDisplay)
+                           display_factory=train_display)
     console.print(results_table(result.comparison))
     console.print(statistics_table(result.sample.results, result.sample.train_stats))
     console.print(f"[bold]Files[/] (all under {result.output}):")

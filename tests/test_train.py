@@ -132,7 +132,8 @@ def test_unknown_cell_and_recipe_are_user_errors(tiny_dataset, tmp_path):
 
 
 def test_time_left_names_the_limit_that_binds_first():
-    from seqgate.training.train import Progress, time_left
+    from seqgate.training.display import time_left
+    from seqgate.training.train import Progress
 
     progress = Progress(epoch=10, seconds=100.0, best_epoch=7)  # 10 s an epoch
     assert time_left(Progress(), TrainConfig()) == (None, "", 20)  # nothing to go by yet

@@ -118,7 +118,7 @@ class Comparison:
 
 def compare(settings: CompareConfig, console: Console | None = None, display_factory=None) -> Comparison:
     """Train every cell (with every head) for seeds 0..seeds-1 under one config, evaluate, write
-    the report. display_factory(max_epochs) -> a training display (see cli.TrainDisplay), used
+    the report. display_factory(max_epochs) -> a training display (see training.display.TrainDisplay), used
     with one job. The dataset is read once, and each run's best.pt once."""
     from seqgate.data.dataset import load_dataset
     from seqgate.training.evaluate import evaluate_model

@@ -116,7 +116,7 @@ class _LogDisplay:
         pass
 
     def epoch(self, record: dict, progress) -> None:
-        from seqgate.training.train import time_left
+        from seqgate.training.display import time_left
 
         seconds, limit, early_stop_epoch = time_left(progress, self.settings)
         print(f"epoch {record['epoch']}  updates {record['updates']}  seconds {record['seconds']:.1f}  "

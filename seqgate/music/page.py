@@ -99,7 +99,7 @@ def samples_html(samples: list[PageSample], page_folder: Path) -> str:
     """The samples side by side: picture, player, measures."""
     figures = []
     for sample in samples:
-        parts = [f"<figure>"]
+        parts = ["<figure>"]
         if sample.picture is not None:
             parts.append(f'<img src="{link(sample.picture, page_folder)}" alt="piano roll of '
                          f'{html.escape(sample.title)}">')

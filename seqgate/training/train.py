@@ -64,22 +64,6 @@ class Progress:
     history: list = field(default_factory=list)
 
 
-def time_left(progress: Progress, config: TrainConfig) -> tuple[float | None, str, int]:
-    """What the limits in force say of the rest of a run, from its seconds an epoch so far:
-    (seconds at most, the limit that binds first: "max epochs" or "time limit", the epoch at
-    which early stopping ends it unless the validation NLL improves). Seconds None before the
-    first epoch."""
-    early_stop_epoch = progress.best_epoch + config.patience
-    if progress.epoch == 0:
-        return None, "", early_stop_epoch
-    per_epoch = progress.seconds / progress.epoch
-    by_epochs = (config.max_epochs - progress.epoch) * per_epoch
-    if config.max_minutes is not None and config.max_minutes * 60 - progress.seconds < by_epochs:
-        # the time limit is checked after each epoch, so the last one runs over by up to an epoch
-        return max(0.0, config.max_minutes * 60 - progress.seconds) + per_epoch, "time limit", early_stop_epoch
-    return by_epochs, "max epochs", early_stop_epoch
-
-
 class Interrupted(Exception):
     """Ctrl-C or SIGTERM arrived; last.pt holds the last finished epoch."""
 
@@ -104,7 +88,7 @@ def train(config: TrainConfig, run_dir: Path | None = None, resume: bool = False
           display=None, dataset=None) -> dict:
     """Train (or resume) one run; returns the summary dict also stored in config.json.
 
-    `display` receives progress callbacks (see cli.TrainDisplay); None trains silently. `dataset`:
+    `display` receives progress callbacks (see display.TrainDisplay); None trains silently. `dataset`:
     config.data already read (compare reads it once for all its runs).
     """
     config.validate()  # the device name among the rest, before a process group is joined on it
