@@ -168,7 +168,7 @@ def train(
     except training.Interrupted as stopped:
         _ignore_further_sigterm()
         if main_process:
-            Console(stderr=True).print(f"interrupted: {stopped}/last.pt holds the last finished epoch; "
+            Console(stderr=True, soft_wrap=True).print(f"interrupted: {stopped}/last.pt holds the last finished epoch; "
                                        f"continue with `seqgate train --resume --run-dir {stopped}`")
         raise typer.Exit(130)
     except KeyboardInterrupt:
@@ -176,7 +176,7 @@ def train(
         # "Aborted!" and exit 1; last.pt is still whole (every file is written atomically)
         _ignore_further_sigterm()
         if main_process:
-            Console(stderr=True).print("interrupted: the run's last.pt holds the last finished epoch; "
+            Console(stderr=True, soft_wrap=True).print("interrupted: the run's last.pt holds the last finished epoch; "
                                        "continue with `seqgate train --resume --run-dir RUN`")
         raise typer.Exit(130)
     if not main_process:
@@ -318,7 +318,7 @@ def compare_command(
             jobs=jobs, recipe=recipe, device=device, paper=paper)
         result = compare(settings, console=console, display_factory=train_display)
     except Interrupted as stopped:
-        Console(stderr=True).print(f"interrupted ({stopped}); run the same command again to continue: "
+        Console(stderr=True, soft_wrap=True).print(f"interrupted ({stopped}); run the same command again to continue: "
                                    "finished runs are reused, unfinished ones resume from last.pt")
         raise typer.Exit(130)
     console.print(results_table(result))
@@ -377,7 +377,7 @@ def main() -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         _ignore_further_sigterm()
-        Console(stderr=True).print("seqgate: interrupted")
+        Console(stderr=True, soft_wrap=True).print("seqgate: interrupted")
         sys.exit(130)
 
 
