@@ -11,11 +11,13 @@ never as an average of averages, and rank 0 alone writes files.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime
 import os
 import re
 import signal
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -151,17 +153,42 @@ def peer_timeout_s() -> float:
     return seconds
 
 
-def peer_cause(error: BaseException) -> str:
-    """The gist of a lost_peer error, for one line: gloo's message without its source-file prefix
+def _peer_cause(error: BaseException) -> str:
+    """The gist of a _lost_peer error, for one line: gloo's message without its source-file prefix
     and its advice ("[.../pair.cc:553] Connection closed by peer [127.0.0.1]:24272. This is...")."""
     text = re.sub(r"^\[[^\]]*\]\s*", "", str(error).strip().split("\n")[0])
     return text.split(". ")[0][:160] or type(error).__name__
 
 
-def lost_peer(error: BaseException) -> bool:
+def _lost_peer(error: BaseException) -> bool:
     """Whether `error`, raised in a world of several, says that another process went away."""
     return isinstance(error, torch.distributed.DistError) or (
         isinstance(error, RuntimeError) and any(sign in str(error) for sign in LOST_PEER_SIGNS))
+
+
+@contextlib.contextmanager
+def joined(device_name: str) -> Iterator[World]:
+    """The world of join(), left on the way out: together after the block ends, at once after an
+    error. In a world of several a UserError is named with this process's rank, and an error that
+    says a peer went away becomes one line saying so, instead of gloo's traceback."""
+    world = join(device_name)
+    try:
+        yield world
+    except UserError as error:
+        leave(world, together=False)
+        raise UserError(world.label + str(error)) from None
+    except RuntimeError as error:
+        leave(world, together=False)
+        if not (world.is_distributed and _lost_peer(error)):
+            raise
+        raise UserError(f"{world.label}lost contact with the other processes of this run ({_peer_cause(error)}); "
+                        f"another one stopped or stopped answering, and its own line or torchrun's "
+                        f"summary says which; last.pt holds the last finished epoch: continue with "
+                        f"--resume") from None
+    except BaseException:
+        leave(world, together=False)
+        raise
+    leave(world)
 
 
 def leave(world: World, together: bool = True) -> None:

@@ -35,7 +35,7 @@ import torch
 from seqgate import __version__
 from seqgate.training.batches import epoch_batches, padded_batches, transpose_limits
 from seqgate.data.dataset import SPLITS
-from seqgate.training.distributed import World, join, leave, lost_peer, peer_cause
+from seqgate.training.distributed import World, joined
 from seqgate.errors import UserError, is_number
 from seqgate.training.evaluate import EVALUATION_BATCH_SIZE, evaluate_batches
 from seqgate.music.metrics import describe_corpus
@@ -94,30 +94,8 @@ def train(config: TrainConfig, run_dir: Path | None = None, resume: bool = False
     config.validate()  # the device name among the rest, before a process group is joined on it
     # SIGTERM is Ctrl-C from here to the end, the handling of a failure included: under torchrun a
     # failing peer brings a SIGTERM while this process is still saying why it stops.
-    with sigterm_as_interrupt():
-        return _train_in_world(config, run_dir, resume, display, dataset)
-
-
-def _train_in_world(config: TrainConfig, run_dir, resume: bool, display, dataset) -> dict:
-    world = join(config.device)
-    try:
-        summary = _train(config, run_dir, resume, display, world, dataset)
-    except UserError as error:
-        leave(world, together=False)
-        raise UserError(world.label + str(error)) from None
-    except RuntimeError as error:
-        leave(world, together=False)
-        if not (world.is_distributed and lost_peer(error)):
-            raise
-        raise UserError(f"{world.label}lost contact with the other processes of this run ({peer_cause(error)}); "
-                        f"another one stopped or stopped answering, and its own line or torchrun's "
-                        f"summary says which; last.pt holds the last finished epoch: continue with "
-                        f"--resume") from None
-    except BaseException:
-        leave(world, together=False)
-        raise
-    leave(world)
-    return summary
+    with sigterm_as_interrupt(), joined(config.device) as world:
+        return _train(config, run_dir, resume, display, world, dataset)
 
 
 def _train(config: TrainConfig, run_dir: Path | None, resume: bool, display, world: World, dataset) -> dict:
