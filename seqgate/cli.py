@@ -168,16 +168,19 @@ def train(
     except training.Interrupted as stopped:
         _ignore_further_sigterm()
         if main_process:
-            Console(stderr=True, soft_wrap=True).print(f"interrupted: {stopped}/last.pt holds the last finished epoch; "
-                                       f"continue with `seqgate train --resume --run-dir {stopped}`")
+            Console(stderr=True, soft_wrap=True).print(
+                f"interrupted: {stopped}/last.pt holds the last finished epoch; "
+                f"continue with `seqgate train --resume --run-dir {stopped}`" if str(stopped)
+                else "interrupted before training began; nothing was written")
         raise typer.Exit(130)
     except KeyboardInterrupt:
         # a second Ctrl-C or SIGTERM while train was already stopping: click would call it
         # "Aborted!" and exit 1; last.pt is still whole (every file is written atomically)
         _ignore_further_sigterm()
         if main_process:
-            Console(stderr=True, soft_wrap=True).print("interrupted: the run's last.pt holds the last finished epoch; "
-                                       "continue with `seqgate train --resume --run-dir RUN`")
+            folder = run_dir if run_dir is not None else "RUN"
+            Console(stderr=True, soft_wrap=True).print(f"interrupted: {folder}/last.pt holds the last finished epoch; "
+                                       f"continue with `seqgate train --resume --run-dir {folder}`")
         raise typer.Exit(130)
     if not main_process:
         return

@@ -181,3 +181,21 @@ def test_an_interrupt_that_escapes_train_still_exits_130_in_one_line(monkeypatch
     assert stop.value.code == 130
     err = capsys.readouterr().err
     assert "--resume" in err and "Aborted" not in err and "Traceback" not in err
+
+
+def test_a_signal_while_the_run_is_closed_still_names_the_run_to_resume(tiny_dataset, tmp_path):
+    """Under torchrun, a failing peer's SIGTERM can land after the loop, while this process writes
+    its last files or leaves the process group: the interrupt must still carry the run's folder."""
+    from seqgate.training.train import Interrupted
+
+    class SignalledWhileClosing:
+        def start(self, *args): pass
+        def batch(self, *args): pass
+        def epoch(self, *args): pass
+        def stop(self):
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as stopped:
+        train(tiny_config(tiny_dataset, max_epochs=1), tmp_path / "run", display=SignalledWhileClosing())
+    assert str(stopped.value) == str(tmp_path / "run")
+    assert Run(tmp_path / "run").has_checkpoint("last.pt")

@@ -65,7 +65,8 @@ class Progress:
 
 
 class Interrupted(Exception):
-    """Ctrl-C or SIGTERM arrived; last.pt holds the last finished epoch."""
+    """Ctrl-C or SIGTERM arrived; last.pt holds the last finished epoch. The message is the run's
+    folder, empty when the signal came before the folder was chosen (nothing written then)."""
 
 
 @contextlib.contextmanager
@@ -93,15 +94,21 @@ def train(config: TrainConfig, run_dir: Path | None = None, resume: bool = False
     """
     config.validate()  # the device name among the rest, before a process group is joined on it
     # SIGTERM is Ctrl-C from here to the end, the handling of a failure included: under torchrun a
-    # failing peer brings a SIGTERM while this process is still saying why it stops.
-    with sigterm_as_interrupt(), joined(config.device) as world:
-        return _train(config, run_dir, resume, display, world, dataset)
+    # failing peer brings a SIGTERM while this process is still saying why it stops (leaving the
+    # process group, say), and the line the user reads must still name the run to resume.
+    run = None
+    with sigterm_as_interrupt():
+        try:
+            with joined(config.device) as world:
+                # Rank 0 names (and for a new run, numbers) the folder; every rank reads it from there.
+                run = Run(world.from_main(lambda: str(
+                    run_dir if run_dir is not None else (open_run(None) if resume else new_run(config.cell)).folder)))
+                return _train(config, run, resume, display, world, dataset)
+        except KeyboardInterrupt:
+            raise Interrupted(str(run.folder) if run is not None else "") from None
 
 
-def _train(config: TrainConfig, run_dir: Path | None, resume: bool, display, world: World, dataset) -> dict:
-    # Rank 0 names (and for a new run, numbers) the folder; every rank reads it from there.
-    run = Run(world.from_main(lambda: str(
-        run_dir if run_dir is not None else (open_run(None) if resume else new_run(config.cell)).folder)))
+def _train(config: TrainConfig, run: Run, resume: bool, display, world: World, dataset) -> dict:
     last = _last_checkpoint(run) if resume else None
     if last is not None:
         config = _resumed_config(last, config, run.checkpoint_path("last.pt"))
@@ -139,7 +146,7 @@ def _train(config: TrainConfig, run_dir: Path | None, resume: bool, display, wor
             torch.save(model.state_dict(), Path(os.environ[RANK_WEIGHTS_ENV]) / f"rank-{world.rank}.pt")
     except KeyboardInterrupt:
         status = "interrupted"
-        raise Interrupted(str(run.folder)) from None
+        raise
     finally:
         if display:
             display.stop()
