@@ -200,26 +200,31 @@ def train(
 
 @app.command()
 def evaluate(
-    run: Optional[Path] = typer.Argument(None, help="Run folder (default: the run trained last)."),
-    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Dataset file (default: the run's own)."),
+    runs: Optional[List[Path]] = typer.Argument(None, help="Run folder (default: the run trained last); "
+                                                "several: their ensemble, the mean of their predictive "
+                                                "distributions, an exact likelihood."),
+    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Dataset file (default: the first run's own)."),
     split: str = typer.Option(EVALUATE_SPLIT, "--split", help="train, valid or test."),
     checkpoint: str = typer.Option(EVALUATE_CHECKPOINT, "--checkpoint", help="best.pt or last.pt."),
     as_json: bool = typer.Option(False, "--json", help="Print the numbers as JSON."),
     device: str = typer.Option(EVALUATE_DEVICE, "--device", help="cpu, cuda or auto."),
 ) -> None:
-    """NLL per frame (and per piece), frame accuracy, precision, recall and F1 of a trained run."""
+    """NLL per frame (and per piece), frame accuracy, precision, recall and F1 of a trained run (or of several runs' ensemble)."""
     import json
 
-    from seqgate.training.evaluate import evaluate_run
+    from seqgate.training.evaluate import evaluate_ensemble
     from seqgate.training.runs import open_run
     from seqgate.training.distributed import pick_device
 
-    result = evaluate_run(open_run(run), data, split, checkpoint, pick_device(device))
+    result = evaluate_ensemble([open_run(run) for run in runs or [None]], data, split, checkpoint,
+                               pick_device(device))
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    table = Table(title=f"{result['cell']} ({result['head']} head) {result['run']} on {split} ({result['pieces']} pieces, "
-                        f"{result['frames']:,} frames)", caption=f"NLL: {result['nll_of']}")
+    what = (f"ensemble of {len(result['runs'])} runs ({result['cell']}, {result['head']} head)" if "runs" in result
+            else f"{result['cell']} ({result['head']} head) {result['run']}")
+    table = Table(title=f"{what} on {split} ({result['pieces']} pieces, {result['frames']:,} frames)",
+                  caption=f"NLL: {result['nll_of']}")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_row("NLL per frame (nats, frames weighted equally)", f"{result['nll']:.4f}")
