@@ -64,16 +64,16 @@ def run_one(dataset: str, cell: str, params: str, recipe: str, seed: int, option
     config = json.loads((run_dir / "config.json").read_text())
     return dict(dataset=dataset, cell=cell, params=config["parameters"], recipe=recipe, seed=seed,
                 options=" ".join(options), epochs=config["epochs"], stopped=config.get("stopped", ""),
-                minutes=round(minutes, 2), run=str(run_dir), **{k: round(v, 4) for k, v in nll.items()})
+                minutes=round(minutes, 2), run=str(run_dir.relative_to(workdir)), **{k: round(v, 4) for k, v in nll.items()})
 
 
 def print_table(log: Path) -> None:
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
-    print(f"{'corpus':10} {'cell':5} {'params':>7} {'recipe':8} {'seed':>4} {'options':28} {'epochs':>6} "
+    print(f"{'corpus':10} {'cell':5} {'params':>7} {'recipe':8} {'seed':>4} {'options':44} {'epochs':>6} "
           f"{'min':>5}  {'train':>6} {'valid':>6} {'test':>6}")
     for r in rows:
         print(f"{r['dataset']:10} {r['cell']:5} {r['params']:>7,} {r['recipe']:8} {r['seed']:>4} "
-              f"{r['options'][:28]:28} {r['epochs']:>6} {r['minutes']:>5.1f}  {r['train']:>6.3f} "
+              f"{r['options'][:44]:44} {r['epochs']:>6} {r['minutes']:>5.1f}  {r['train']:>6.3f} "
               f"{r['valid']:>6.3f} {r['test']:>6.3f}")
 
 
