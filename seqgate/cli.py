@@ -212,12 +212,12 @@ def evaluate(
     """NLL per frame (and per piece), frame accuracy, precision, recall and F1 of a trained run (or of several runs' ensemble)."""
     import json
 
-    from seqgate.training.evaluate import evaluate_ensemble
+    from seqgate.training.evaluate import evaluate_runs
     from seqgate.training.runs import open_run
     from seqgate.training.distributed import pick_device
 
-    result = evaluate_ensemble([open_run(run) for run in runs or [None]], data, split, checkpoint,
-                               pick_device(device))
+    result = evaluate_runs([open_run(run) for run in runs or [None]], data, split, checkpoint,
+                           pick_device(device))
     if as_json:
         print(json.dumps(result, indent=2))
         return

@@ -139,41 +139,34 @@ def evaluate_model(model: NextStepModel, checkpoint: Checkpoint, dataset: Datase
 def evaluate_run(run: Run | str | os.PathLike, data_path=None, split: str = EVALUATE_SPLIT,
                  checkpoint_name: str = EVALUATE_CHECKPOINT, device: str = EVALUATE_DEVICE) -> dict:
     """Evaluate a run's checkpoint on one split of its own dataset or of another matching one."""
-    from seqgate.data.dataset import load_dataset
-
-    run = run if isinstance(run, Run) else Run(run)
-    model, checkpoint = run.load_model(checkpoint_name, map_location=device)
-    if data_path is None:
-        if not checkpoint.data.path:
-            raise UserError(f"{run} does not record its dataset; give --data")
-        data_path = checkpoint.data.path
-    result = evaluate_model(model, checkpoint, load_dataset(data_path), split, data_path, device)
-    return {**result, "run": str(run), "checkpoint": checkpoint_name}
+    return evaluate_runs([run], data_path, split, checkpoint_name, device)
 
 
-def evaluate_ensemble(runs, data_path=None, split: str = EVALUATE_SPLIT,
-                      checkpoint_name: str = EVALUATE_CHECKPOINT, device: str = EVALUATE_DEVICE) -> dict:
-    """Evaluate the mean predictive distribution of several runs (model/ensemble.py), an exact
-    likelihood, on one split of the first run's dataset (or the one given); every run must have
-    been trained on that roll format."""
+def evaluate_runs(runs, data_path=None, split: str = EVALUATE_SPLIT,
+                  checkpoint_name: str = EVALUATE_CHECKPOINT, device: str = EVALUATE_DEVICE) -> dict:
+    """evaluate_run for one run; for several, their ensemble (model/ensemble.py: the mean of their
+    predictive distributions, an exact likelihood) on one split of the first run's dataset (or the
+    one given), which every run must have been trained on the roll format of."""
     from seqgate.data.dataset import load_dataset
     from seqgate.model.ensemble import Ensemble
 
     runs = [run if isinstance(run, Run) else Run(run) for run in runs]
-    if len(runs) == 1:
-        return evaluate_run(runs[0], data_path, split, checkpoint_name, device)
     loaded = [run.load_model(checkpoint_name, map_location=device) for run in runs]
+    checkpoint = loaded[0][1]
     if data_path is None:
-        if not loaded[0][1].data.path:
+        if not checkpoint.data.path:
             raise UserError(f"{runs[0]} does not record its dataset; give --data")
-        data_path = loaded[0][1].data.path
+        data_path = checkpoint.data.path
     dataset = load_dataset(data_path)
-    for run, (_, checkpoint) in zip(runs, loaded):
+    if len(runs) == 1:
+        result = evaluate_model(loaded[0][0], checkpoint, dataset, split, data_path, device)
+        return {**result, "run": str(runs[0]), "checkpoint": checkpoint_name}
+    for run, (_, member_checkpoint) in zip(runs, loaded):  # saying which run does not match
         try:
-            check_roll_format(checkpoint.data.roll_format, dataset.roll_format(), data_path)
+            check_roll_format(member_checkpoint.data.roll_format, dataset.roll_format(), data_path)
         except UserError as error:
             raise UserError(f"{run}: {error}") from None
     ensemble = Ensemble([model for model, _ in loaded])
-    result = evaluate_model(ensemble, loaded[0][1], dataset, split, data_path, device)
+    result = evaluate_model(ensemble, checkpoint, dataset, split, data_path, device)
     return {**result, "run": ", ".join(str(run) for run in runs), "runs": [str(run) for run in runs],
             "checkpoint": checkpoint_name, "parameters": ensemble.n_parameters()}
