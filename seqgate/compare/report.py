@@ -90,7 +90,14 @@ def results_table(comparison) -> Group:
                            title="Training", caption="sec: seconds of training")
     samples = _rich_table(*_samples_rows(comparison), title="Samples beside the training corpus",
                           caption=SAMPLES_CAPTION)
-    return Group(nll, training, samples)
+    published = []
+    if comparison.paper and comparison.benchmark.published:
+        published = [_rich_table(["model", "test NLL"], [list(item) for item in comparison.benchmark.published.items()],
+                                 title=f"Published on {comparison.benchmark.name}", caption=PUBLISHED_CAPTION)]
+    return Group(nll, *published, training, samples)
+
+
+PUBLISHED_CAPTION = "nats per frame; for latent-variable models a bound or an estimate, see each source"
 
 
 SAMPLES_CAPTION = ("MusPy's measures (metrics.py) of the pieces each run samples (seed = the run's seed), "
@@ -229,8 +236,7 @@ def _published_lines(comparison) -> list[str]:
     """The other published test NLLs on this benchmark, for scale."""
     if comparison.benchmark is None or not comparison.benchmark.published:
         return []
-    return ["Published test NLLs on this corpus (nats per frame; for latent-variable models a bound "
-            "or an estimate, see each source):", "",
+    return [f"Published test NLLs on this corpus ({PUBLISHED_CAPTION}):", "",
             *(f"- {model}: {value}" for model, value in comparison.benchmark.published.items()), ""]
 
 
