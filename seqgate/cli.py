@@ -136,7 +136,7 @@ def train(
     head: str = typer.Option(TrainConfig.head, "--head", help="Output of a frame: nade (RNN-NADE, keys in order) or bernoulli (independent keys, the paper's)."),
     nade_hidden: Optional[int] = typer.Option(None, "--nade-hidden", help="NADE hidden units (default: 3/4 of the recurrent units, sized with them by --params)."),
     layers: int = typer.Option(TrainConfig.layers, "--layers", help="Stacked recurrent layers."),
-    dropout: float = typer.Option(TrainConfig.dropout, "--dropout", help="Dropout on the hidden state (and between layers)."),
+    dropout: Optional[float] = typer.Option(None, "--dropout", help="Dropout on the hidden state before the head, and between layers (default: the recipe's)."),
     recipe: str = typer.Option(TrainConfig.recipe, "--recipe", help=RECIPE_HELP + "."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default: the recipe's)."),
     weight_noise: Optional[float] = typer.Option(None, "--weight-noise", help="Std of Gaussian weight noise (default: the recipe's)."),

@@ -68,6 +68,7 @@ class Recipe:
     lr: float
     weight_noise: float  # std of the Gaussian weight noise drawn for every update
     summary: str  # one line for --help
+    dropout: float = 0.0  # on the recurrent output before the head (and between layers)
 
 
 RECIPES = {
@@ -87,7 +88,7 @@ class TrainConfig:
     head: str = DEFAULT_HEAD
     nade_hidden: int | None = None  # NADE hidden units; None: sizing.NADE_UNITS_PER_HIDDEN x hidden
     layers: int = 1
-    dropout: float = 0.0
+    dropout: float | None = None  # None: the recipe's own
     recipe: str = "default"
     lr: float | None = None  # None: the recipe's own
     batch_size: int = 16
@@ -131,6 +132,9 @@ class TrainConfig:
     def recipe_weight_noise(self) -> float:
         return self.weight_noise if self.weight_noise is not None else RECIPES[self.recipe].weight_noise
 
+    def recipe_dropout(self) -> float:
+        return self.dropout if self.dropout is not None else RECIPES[self.recipe].dropout
+
     def validate(self) -> None:
         from seqgate.model.cells import check_cell
         from seqgate.model.heads import check_head
@@ -142,7 +146,7 @@ class TrainConfig:
         for name in ("batch_size", "window", "max_epochs", "layers"):
             if getattr(self, name) <= 0:
                 raise UserError(f"--{name.replace('_', '-')} must be positive")
-        if not 0 <= self.dropout < 1:
+        if not is_number(self.recipe_dropout()) or not 0 <= self.recipe_dropout() < 1:
             raise UserError("--dropout must be in [0, 1)")
         if self.max_minutes is not None and not self.max_minutes >= 0:
             raise UserError("--max-minutes must be >= 0 (0: no time limit)")
@@ -204,7 +208,7 @@ class CompareConfig:
 
     def train_configs(self, data_path: str) -> list[TrainConfig]:
         """One TrainConfig per cell, head and seed, each validated, with the recipe's learning
-        rate and weight noise written out: a run trained before a recipe's defaults changed must
+        rate, weight noise and dropout written out: a run trained before a recipe's defaults changed must
         not look equal to one trained after."""
         configs = []
         for cell in self.cells:
@@ -216,6 +220,7 @@ class CompareConfig:
                                          **self.train_options)
                     config.validate()
                     config.lr, config.weight_noise = config.recipe_lr(), config.recipe_weight_noise()
+                    config.dropout = config.recipe_dropout()
                     configs.append(config)
         return configs
 

@@ -262,7 +262,7 @@ class Session:
         hidden, head_size = config.resolved_sizes(data.onsets)
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
-        self.model = NextStepModel(config.cell, hidden, config.layers, config.dropout, n_keys=data.n_keys,
+        self.model = NextStepModel(config.cell, hidden, config.layers, config.recipe_dropout(), n_keys=data.n_keys,
                                    head=config.head, head_size=head_size or None, onsets=data.onsets)
         self.model.init_output_bias(data.key_frequency)
         self.model.to(world.device)
