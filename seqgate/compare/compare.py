@@ -29,7 +29,6 @@ the caller's display.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -37,7 +36,7 @@ import numpy as np
 from rich.console import Console
 
 from seqgate.data.benchmarks import recognise_dataset
-from seqgate.data.dataset import DEFAULT_DATASET, SPLITS, dataset_fingerprint
+from seqgate.data.dataset import SPLITS, dataset_fingerprint
 from seqgate.compare.jobs import train_in_processes
 from seqgate.compare.report import MEASURES, equivalent_command, write_outputs, write_page
 from seqgate.errors import UserError
