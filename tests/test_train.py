@@ -16,7 +16,7 @@ import torch
 from seqgate.errors import UserError
 from seqgate.model.network import NextStepModel, shift_right
 from seqgate.training.runs import Run
-from seqgate.settings import DEFAULT_HEAD, TrainConfig
+from seqgate.settings import DEFAULT_HEAD, RECIPES, TrainConfig
 from seqgate.training.train import train
 
 
@@ -199,3 +199,19 @@ def test_a_signal_while_the_run_is_closed_still_names_the_run_to_resume(tiny_dat
         train(tiny_config(tiny_dataset, max_epochs=1), tmp_path / "run", display=SignalledWhileClosing())
     assert str(stopped.value) == str(tmp_path / "run")
     assert Run(tmp_path / "run").has_checkpoint("last.pt")
+
+
+def test_the_dropout_recipe_grows_its_dropout_with_parameters_per_training_frame(tiny_dataset, tmp_path):
+    recipe = RECIPES["dropout"]
+    # JSB's 13,807 training frames: 0.3 for the 20k models, the cap for five times as many.
+    assert recipe.dropout_for(20_000, 13_807) == pytest.approx(0.3, abs=0.005)
+    assert recipe.dropout_for(100_000, 13_807) == recipe.dropout == 0.5
+    assert recipe.dropout_for(20_000, 176_561) < 0.1  # Nottingham's
+    assert RECIPES["default"].dropout_for(10**6, 1) == 0.0
+    assert TrainConfig(recipe="dropout", dropout=0.2).recipe_dropout(20_000, 13_807) == 0.2  # --dropout wins
+    train(tiny_config(tiny_dataset, recipe="dropout", max_epochs=1), tmp_path / "run")
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    expected = recipe.dropout_for(saved["parameters"], saved["epoch_frames"])
+    assert 0 < expected <= recipe.dropout
+    # written out, so that resume and compare find the same settings however a recipe changes
+    assert saved["train"]["dropout"] == expected == saved["model_config"]["dropout"]

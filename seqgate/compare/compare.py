@@ -121,6 +121,7 @@ def compare(settings: CompareConfig, console: Console | None = None, display_fac
     with one job. The dataset is read once, and each run's best.pt once."""
     from seqgate.data.dataset import load_dataset
     from seqgate.training.evaluate import evaluate_model
+    from seqgate.training.train import write_out_corpus_settings
 
     console = console or Console(quiet=True)
     settings = settings.validate()
@@ -146,6 +147,8 @@ def compare(settings: CompareConfig, console: Console | None = None, display_fac
     onsets = dataset.onsets is not None
 
     configs = settings.train_configs(str(data.resolve()))
+    for config in configs:  # as each run will record them, so that a finished run is found again
+        write_out_corpus_settings(config, dataset)
     # Solved once per run, here: a bad budget fails now, not after other cells trained.
     hidden_sizes = [config.resolved_hidden(onsets) for config in configs]
     labels = [run_label(config.cell, config.head, heads) for config in configs]

@@ -7,6 +7,10 @@ Recipes:
            the README lists what was tried.
   paper    Chung et al. 2014: RMSProp, weight noise (std 0.075) and gradient norm clipped at 1,
            early stopping on validation NLL.
+  dropout  the default with weight noise 0.1 and dropout on the recurrent output before the head
+           that grows with the model's parameters per training frame (Recipe.dropout_for), the
+           regularisation a model needs growing with how easily it can learn its corpus by heart.
+           Chosen on JSB and Nottingham validation NLL (README).
 
 Batches come from batches.py, the loss from the model itself (model.nll), the run folder's files
 from runs.py. Ctrl-C or SIGTERM keeps last.pt at the last finished epoch; `--resume` continues
@@ -41,7 +45,7 @@ from seqgate.training.evaluate import EVALUATION_BATCH_SIZE, evaluate_batches
 from seqgate.music.metrics import describe_corpus
 from seqgate.data.benchmarks import recognise_dataset
 from seqgate.model.network import NextStepModel, few_threads_for_small_work, shift_right
-from seqgate.model.sizing import params_for_corpus
+from seqgate.model.sizing import count_parameters, params_for_corpus
 from seqgate.training.runs import Checkpoint, DataRecord, ResumeState, Run, new_run, open_run
 from seqgate.settings import RECIPES, TrainConfig
 
@@ -108,13 +112,28 @@ def train(config: TrainConfig, run_dir: Path | None = None, resume: bool = False
             raise Interrupted(str(run.folder) if run is not None else "") from None
 
 
+def write_out_corpus_settings(config: TrainConfig, dataset) -> None:
+    """Fill in, in place, what a run decides from its corpus when not told: the parameter budget
+    (sizing.params_for_corpus) and the recipe's dropout (Recipe.dropout_for). Written into the
+    run's settings, they are what resume and compare's reuse of a run compare."""
+    train = dataset.indices("train")
+    frames = dataset.frames(train)
+    if config.hidden is None and config.params is None:
+        config.params = params_for_corpus(frames, recognise_dataset(dataset) is not None)
+    if config.dropout is None:
+        onsets = dataset.onsets is not None
+        hidden, head_size = config.resolved_sizes(onsets)
+        parameters = count_parameters(config.cell, hidden, config.layers, int(dataset.roll_format()["n_keys"]),
+                                      head=config.head, head_size=head_size or None, onsets=onsets)
+        config.dropout = config.recipe_dropout(parameters, frames)
+
+
 def _train(config: TrainConfig, run: Run, resume: bool, display, world: World, dataset) -> dict:
     last = _last_checkpoint(run) if resume else None
     if last is not None:
         config = _resumed_config(last, config, run.checkpoint_path("last.pt"))
     data = TrainingData(config, world, dataset)
-    if config.hidden is None and config.params is None:  # written into the run's settings, for resume
-        config.params = params_for_corpus(data.train_frames, data.benchmark is not None)
+    write_out_corpus_settings(config, data.dataset)
     session = Session(config, data, run, world)
     if last is not None:
         session.restore(last)
@@ -262,7 +281,7 @@ class Session:
         hidden, head_size = config.resolved_sizes(data.onsets)
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
-        self.model = NextStepModel(config.cell, hidden, config.layers, config.recipe_dropout(), n_keys=data.n_keys,
+        self.model = NextStepModel(config.cell, hidden, config.layers, config.dropout, n_keys=data.n_keys,
                                    head=config.head, head_size=head_size or None, onsets=data.onsets)
         self.model.init_output_bias(data.key_frequency)
         self.model.to(world.device)
