@@ -6,7 +6,7 @@ to --log, so that a search spread over several invocations keeps one table.
     python bench/likelihood_search.py --dataset jsb --cell gru --params 20000 -- --dropout 0.3
     python bench/likelihood_search.py --dataset nottingham --cell lstm --params 100000 \\
         --recipe big --jobs 2 --seeds 0 1
-    python bench/likelihood_search.py --table            # every run logged so far
+    python bench/likelihood_search.py --table [--markdown]   # every run logged so far
 
 Choose among configurations by the valid column only; test is printed for the record. Runs use
 one thread each, so --jobs 2 fills a 2-core machine. The benchmark .mat files are looked for in
@@ -67,8 +67,16 @@ def run_one(dataset: str, cell: str, params: str, recipe: str, seed: int, option
                 minutes=round(minutes, 2), run=str(run_dir.relative_to(workdir)), **{k: round(v, 4) for k, v in nll.items()})
 
 
-def print_table(log: Path) -> None:
+def print_table(log: Path, markdown: bool = False) -> None:
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+    if markdown:
+        print("| corpus | cell | params | recipe | options | epochs | minutes | train / valid / test |")
+        print("|---|---|---:|---|---|---:|---:|---|")
+        for r in rows:
+            options = f"`{r['options']}`" if r["options"] else ""
+            print(f"| {r['dataset']} | {r['cell']} | {r['params']:,} | {r['recipe']} | {options} | {r['epochs']} | "
+                  f"{r['minutes']:.1f} | {r['train']:.3f} / {r['valid']:.3f} / {r['test']:.3f} |")
+        return
     print(f"{'corpus':10} {'cell':5} {'params':>7} {'recipe':8} {'seed':>4} {'options':44} {'epochs':>6} "
           f"{'min':>5}  {'train':>6} {'valid':>6} {'test':>6}")
     for r in rows:
@@ -88,10 +96,11 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "seqgate-search")
     parser.add_argument("--log", type=Path, default=DEFAULT_LOG)
     parser.add_argument("--table", action="store_true", help="print the logged runs and stop")
+    parser.add_argument("--markdown", action="store_true", help="with --table: as a Markdown table")
     parser.add_argument("options", nargs="*", help="further `seqgate train` options, after --")
     args = parser.parse_args()
     if args.table:
-        print_table(args.log)
+        print_table(args.log, args.markdown)
         return
     args.workdir.mkdir(parents=True, exist_ok=True)
     args.log.parent.mkdir(parents=True, exist_ok=True)
