@@ -1,11 +1,16 @@
 """model.fast_rnn reproduces nn.GRU and nn.RNN (tanh): outputs, h_n, and the gradients of the input, h0 and every
-parameter, in float64 (tight) and float32; and seqgate's GRU takes that path on the CPU only."""
+parameter, in float64 (tight) and float32; and seqgate's GRU takes that path on the CPU only. Every GRU
+test runs twice: on the compiled time loops (model/gru_kernel.cpp) and on the Python ones."""
+
+import types
+import warnings
 
 import pytest
 import torch
 from torch import nn
 
 from seqgate.model import fast_rnn as F
+from seqgate.model import kernels
 from seqgate.model.network import NextStepModel
 
 TOL = {torch.float64: dict(rtol=1e-9, atol=1e-11), torch.float32: dict(rtol=1e-4, atol=2e-5)}
@@ -20,6 +25,31 @@ def _close(a, b, dtype, what):
     torch.testing.assert_close(
         a, b, **tol, msg=lambda m: f"{what}: {m}"
     )
+
+
+@pytest.fixture(params=["compiled", "python"])
+def gru_loops(request, monkeypatch):
+    """Run the test on one implementation of the GRU's time loops, and check that it was the one used."""
+    calls = []
+    if request.param == "python":
+        monkeypatch.setattr(F, "gru_kernel", lambda build=False: None)
+        monkeypatch.setattr(F, "_py_fwd_loop", _counted(F._py_fwd_loop, calls))
+    else:
+        kernel = kernels.gru_kernel()
+        if kernel is None:
+            pytest.skip("the compiled GRU kernel could not be built here (a C++ compiler and ninja are needed)")
+        counted = types.SimpleNamespace(forward=_counted(kernel.forward, calls),
+                                        backward=_counted(kernel.backward, calls))
+        monkeypatch.setattr(F, "gru_kernel", lambda build=False: counted)
+    yield request.param
+    assert calls, f"the {request.param} loops were not used"
+
+
+def _counted(function, calls):
+    return lambda *args: calls.append(1) or function(*args)
+
+
+both_loops = pytest.mark.usefixtures("gru_loops")
 
 
 def _make(I, H, L, bias, batch_first, dtype, seed=0):
@@ -74,6 +104,7 @@ SHAPES = [
 ]
 
 
+@both_loops
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}T{}I{}H{}L{}".format(*s))
 @pytest.mark.parametrize("with_h0", [False, True], ids=["h0None", "h0"])
@@ -89,6 +120,7 @@ def test_matches_nn_gru(dtype, shape, with_h0, batch_first):
     _compare(g, x, h0, go, gh, dtype)
 
 
+@both_loops
 @pytest.mark.parametrize("which", ["output_only", "h_n_only"])
 def test_one_output_used(which):
     # Autograd passes None for the unused output's gradient.
@@ -101,6 +133,7 @@ def test_one_output_used(which):
     _compare(g, x, h0, go, gh, dtype)
 
 
+@both_loops
 def test_no_bias():
     dtype = torch.float64
     g = _make(7, 6, 2, False, True, dtype)
@@ -110,6 +143,7 @@ def test_no_bias():
              dtype)
 
 
+@both_loops
 def test_sum_backward_and_param_grads():
     # The benchmark's pattern: out.sum().backward() (expanded, stride-0 grad),
     # input without grad, gradients accumulated into .grad.
@@ -128,6 +162,7 @@ def test_sum_backward_and_param_grads():
         assert not a.is_inference()
 
 
+@both_loops
 def test_gradcheck():
     torch.manual_seed(0)
     ws = []
@@ -145,6 +180,7 @@ def test_gradcheck():
     assert torch.autograd.gradcheck(fn, (x, h0, *flat))
 
 
+@both_loops
 @pytest.mark.parametrize("mode", ["no_grad", "inference_mode", "grad_frozen"])
 def test_forward_only_modes(mode):
     # Evaluation carries h_n into the next chunk; results must match nn.GRU and
@@ -168,6 +204,7 @@ def test_forward_only_modes(mode):
         h2.add_(1)  # an ordinary tensor: in-place use must work
 
 
+@both_loops
 def test_carried_state_training():
     # Truncated BPTT: h_n of chunk 1 (detached) is h0 of chunk 2.
     torch.manual_seed(0)
@@ -203,6 +240,7 @@ def test_predicate():
     assert not F.fast_gru_applicable(g, packed)
 
 
+@both_loops
 def test_the_model_takes_the_fast_path_on_the_cpu_with_nn_grus_numbers(monkeypatch):
     torch.manual_seed(0)
     model = NextStepModel("gru", 12, head="bernoulli")
@@ -256,3 +294,46 @@ def test_the_model_takes_the_fast_tanh_path_on_the_cpu(monkeypatch):
     fast, _ = model.features(x)
     assert calls, "the tanh RNN did not take the fast path"
     torch.testing.assert_close(fast, nn.RNN.forward(model.core, x)[0], **TOL[torch.float32])
+
+
+def test_without_the_compiled_kernel_the_python_loops_serve(monkeypatch, tmp_path):
+    monkeypatch.setattr(kernels, "_loaded", {})
+    monkeypatch.setattr(kernels, "build_folder", lambda: tmp_path / "kernel")
+    # Not built yet: the model's forward asks for a finished build only, and never compiles.
+    monkeypatch.setattr(kernels, "_build", lambda folder: pytest.fail("compiled without being asked"))
+    assert kernels.gru_kernel(build=False) is None
+    # A build that fails: one warning, then the Python loops (and no second try in this process).
+    monkeypatch.setattr(kernels, "_build", lambda folder: (_ for _ in ()).throw(OSError("no compiler\nmore")))
+    with pytest.warns(RuntimeWarning, match=r"not available \(no compiler\)"):
+        assert kernels.gru_kernel() is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert kernels.gru_kernel() is None
+    g = _make(5, 4, 1, True, True, torch.float64)
+    x = torch.randn(2, 3, 5, dtype=torch.float64, requires_grad=True)
+    _compare(g, x, None, torch.randn(2, 3, 4, dtype=torch.float64), None, torch.float64)
+
+
+def test_seqgate_compile_0_switches_the_kernel_off(monkeypatch):
+    monkeypatch.setattr(kernels, "_loaded", {})
+    monkeypatch.setenv(kernels.SWITCH_VARIABLE, "0")
+    monkeypatch.setattr(kernels, "_build", lambda folder: pytest.fail("built although switched off"))
+    assert kernels.gru_kernel() is None
+
+
+def test_preparing_the_kernel_says_so_only_when_it_builds(monkeypatch, tmp_path):
+    monkeypatch.setattr(kernels, "_loaded", {})
+    monkeypatch.setattr(kernels, "build_folder", lambda: tmp_path / "kernel")
+    built = types.SimpleNamespace(forward=None, backward=None)
+    monkeypatch.setattr(kernels, "_build", lambda folder: built)
+    shown = []
+
+    def status(message):
+        shown.append(message)
+        return warnings.catch_warnings()  # any context manager
+
+    assert kernels.prepare_gru_kernel(status) is True
+    assert shown == [kernels.BUILD_MESSAGE]
+    assert kernels.gru_kernel(build=False) is built
+    assert kernels.prepare_gru_kernel(status) is True
+    assert shown == [kernels.BUILD_MESSAGE]  # loaded: nothing to wait for, nothing said

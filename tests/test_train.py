@@ -1,5 +1,6 @@
 """Training: the loss under padding, resume equivalence, interruption, the run folder."""
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -189,6 +190,7 @@ def test_a_signal_while_the_run_is_closed_still_names_the_run_to_resume(tiny_dat
     from seqgate.training.train import Interrupted
 
     class SignalledWhileClosing:
+        def status(self, message): return contextlib.nullcontext()
         def start(self, *args): pass
         def batch(self, *args): pass
         def epoch(self, *args): pass
@@ -215,3 +217,36 @@ def test_the_dropout_recipe_grows_its_dropout_with_parameters_per_training_frame
     assert 0 < expected <= recipe.dropout
     # written out, so that resume and compare find the same settings however a recipe changes
     assert saved["train"]["dropout"] == expected == saved["model_config"]["dropout"]
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_a_gru_run_on_the_cpu_prepares_the_compiled_kernel_before_its_first_epoch(tiny_dataset, tmp_path,
+                                                                                   monkeypatch, cell):
+    import seqgate.training.train as training
+
+    events = []
+
+    class Display:
+        def status(self, message):
+            raise AssertionError("only prepare_gru_kernel opens the status")
+
+        def start(self, *args):
+            events.append("start")
+
+        def batch(self, *args):
+            pass
+
+        def epoch(self, *args):
+            pass
+
+        def stop(self):
+            pass
+
+    display = Display()
+    monkeypatch.setattr(training, "prepare_gru_kernel",
+                        lambda status=None: events.append(("prepare", status)) or True)
+    train(tiny_config(tiny_dataset, cell=cell, max_epochs=1), tmp_path / "run", display=display)
+    if cell == "gru":
+        assert events == [("prepare", display.status), "start"]
+    else:
+        assert events == ["start"]

@@ -8,6 +8,7 @@ with last.pt at its last finished epoch; a failed job is reported with the last 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -111,6 +112,10 @@ class _LogDisplay:
         model, self.settings = info["model_config"], TrainConfig(**info["train"])
         print(f"training {model['cell']} (hidden {model['hidden']}, {info['parameters']:,} parameters) "
               f"on {info['device']} -> {run_dir}, from epoch {progress.epoch}", flush=True)
+
+    def status(self, message: str):
+        print(message, flush=True)
+        return contextlib.nullcontext()
 
     def batch(self, frames: int, train_nll: float) -> None:
         pass

@@ -26,6 +26,9 @@ class Cell:
     # A function of seqgate.model.fast_rnn that runs the layer faster on the CPU with the same
     # numbers (it falls back to the layer itself where it does not apply), or None.
     cpu_forward: str | None = None
+    # That function runs compiled loops (seqgate.model.kernels) where they load; train builds
+    # them before the first epoch so that the build is announced and timed apart from training.
+    cpu_kernel: bool = False
 
     @property
     def blocks(self) -> int:
@@ -36,7 +39,7 @@ CELLS = {cell.name: cell for cell in (
     Cell("tanh", "RNN", "rnn_tanh_cell", ("h",), False, (("nonlinearity", "tanh"),),
          "the traditional tanh RNN", cpu_forward="tanh_forward"),
     Cell("gru", "GRU", "gru_cell", ("r", "z", "n"), False, (),
-         "gated recurrent unit (Cho et al. 2014)", cpu_forward="gru_forward"),
+         "gated recurrent unit (Cho et al. 2014)", cpu_forward="gru_forward", cpu_kernel=True),
     Cell("lstm", "LSTM", "lstm_cell", ("i", "f", "g", "o"), True, (),
          "long short-term memory, without peepholes"),
 )}

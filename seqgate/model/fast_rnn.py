@@ -34,6 +34,8 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from seqgate.model.kernels import gru_kernel
+
 Weights = Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]
 
 
@@ -153,10 +155,14 @@ def _layer_forward(x, h0, w_ih, w_hh, b_ih, b_hh):
     inference tensors, so `out`, handed on, is copied out as an ordinary one.
     """
     H = w_hh.size(1)
+    kernel = gru_kernel(build=False)
     with torch.inference_mode():
         G, N = _project(x, w_ih, b_ih, b_hh, H, 0)
         out = x.new_empty(x.size(0), x.size(1), H)
-        _py_fwd_loop(G, N, out, h0, w_hh, 0)
+        if kernel is not None:
+            kernel.forward(G, N, out, h0, w_hh)
+        else:
+            _py_fwd_loop(G, N, out, h0, w_hh, 0)
     if not torch.is_inference_mode_enabled():
         out = out.clone()
     return out, (G, N)
@@ -168,8 +174,14 @@ def _layer_backward(grad_out, grad_hT, x, h0, w_ih, w_hh, out, saved, need):
     H = w_hh.size(1)
     T, B, I = x.shape
     G, N = saved
+    kernel = gru_kernel(build=False)
     with torch.inference_mode():
-        DH, dG, dGi, dh0 = _py_bptt(grad_out, grad_hT, G, N, out, h0, w_hh, 0, need_h0)
+        if kernel is not None:
+            grad_out = out.new_zeros(out.shape) if grad_out is None else grad_out.contiguous()
+            dh_T = grad_out[-1] if grad_hT is None else grad_out[-1] + grad_hT
+            dG, dGi, dh0 = kernel.backward(grad_out, dh_T, G, N, out, h0, w_hh, need_h0)
+        else:
+            _, dG, dGi, dh0 = _py_bptt(grad_out, grad_hT, G, N, out, h0, w_hh, 0, need_h0)
     if dh0 is not None:
         dh0 = dh0.clone()  # ordinary tensor (it may end up in .grad)
     dbih = dGi.view(-1, 3 * H).sum(0) if need_bih else None

@@ -103,6 +103,10 @@ class TrainDisplay:
                                       train="-", valid="-", best=best, speed="",
                                       outlook=outlook_text(progress, self.settings))
 
+    def status(self, message: str):
+        """A spinner for a wait before the first epoch (the compiled GRU's one-time build)."""
+        return self.console.status(message)
+
     def batch(self, frames: int, train_nll: float) -> None:
         self.bar.update(self.task, train=f"{train_nll:.3f}")
 

@@ -44,6 +44,8 @@ from seqgate.errors import UserError, is_number
 from seqgate.training.evaluate import EVALUATION_BATCH_SIZE, evaluate_batches
 from seqgate.music.metrics import describe_corpus
 from seqgate.data.benchmarks import recognise_dataset
+from seqgate.model.cells import CELLS
+from seqgate.model.kernels import prepare_gru_kernel
 from seqgate.model.network import NextStepModel, few_threads_for_small_work, shift_right
 from seqgate.model.sizing import count_parameters, params_for_corpus
 from seqgate.training.runs import Checkpoint, DataRecord, ResumeState, Run, new_run, open_run
@@ -145,6 +147,8 @@ def _train(config: TrainConfig, run: Run, resume: bool, display, world: World, d
         session.write_config("training")
         session.save_checkpoints(best=False)
 
+    if world.device.type == "cpu" and CELLS[config.cell].cpu_kernel:
+        prepare_gru_kernel(display.status if display else None)
     if display:
         display.start(run.folder, session.info, session.progress)
     model, progress = session.model, session.progress
