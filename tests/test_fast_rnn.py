@@ -1,6 +1,6 @@
 """model.fast_rnn reproduces nn.GRU and nn.RNN (tanh): outputs, h_n, and the gradients of the input, h0 and every
 parameter, in float64 (tight) and float32; and seqgate's GRU takes that path on the CPU only. Every GRU
-test runs twice: on the compiled time loops (model/gru_kernel.cpp) and on the Python ones."""
+and tanh test runs twice: on the compiled time loops (model/rnn_loops.cpp) and on the Python ones."""
 
 import types
 import warnings
@@ -27,20 +27,22 @@ def _close(a, b, dtype, what):
     )
 
 
+LOOPS = ("gru_forward", "gru_backward", "tanh_forward", "tanh_backward")
+
+
 @pytest.fixture(params=["compiled", "python"])
-def gru_loops(request, monkeypatch):
-    """Run the test on one implementation of the GRU's time loops, and check that it was the one used."""
+def rnn_loops(request, monkeypatch):
+    """Run the test on one implementation of the time loops, and check that it was the one used:
+    the compiled functions were called, or the kernel was asked for and was not there."""
     calls = []
     if request.param == "python":
-        monkeypatch.setattr(F, "gru_kernel", lambda build=False: None)
-        monkeypatch.setattr(F, "_py_fwd_loop", _counted(F._py_fwd_loop, calls))
+        monkeypatch.setattr(F, "compiled_loops", lambda build=False: calls.append(1))
     else:
-        kernel = kernels.gru_kernel()
+        kernel = kernels.compiled_loops()
         if kernel is None:
-            pytest.skip("the compiled GRU kernel could not be built here (a C++ compiler and ninja are needed)")
-        counted = types.SimpleNamespace(forward=_counted(kernel.forward, calls),
-                                        backward=_counted(kernel.backward, calls))
-        monkeypatch.setattr(F, "gru_kernel", lambda build=False: counted)
+            pytest.skip("the compiled loops could not be built here (a C++ compiler and ninja are needed)")
+        counted = types.SimpleNamespace(**{name: _counted(getattr(kernel, name), calls) for name in LOOPS})
+        monkeypatch.setattr(F, "compiled_loops", lambda build=False: counted)
     yield request.param
     assert calls, f"the {request.param} loops were not used"
 
@@ -49,7 +51,7 @@ def _counted(function, calls):
     return lambda *args: calls.append(1) or function(*args)
 
 
-both_loops = pytest.mark.usefixtures("gru_loops")
+both_loops = pytest.mark.usefixtures("rnn_loops")
 
 
 def _make(I, H, L, bias, batch_first, dtype, seed=0):
@@ -260,6 +262,7 @@ def test_a_gru_with_dropout_between_layers_trains_through_nn_gru(monkeypatch):
     model.features(torch.zeros(2, 5, 88))
 
 
+@both_loops
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("with_h0", [False, True], ids=["h0None", "h0"])
@@ -285,6 +288,7 @@ def test_the_tanh_rnn_matches_nn_rnn(dtype, layers, with_h0):
         _close(got, want, dtype, "gradient")
 
 
+@both_loops
 def test_the_model_takes_the_fast_tanh_path_on_the_cpu(monkeypatch):
     torch.manual_seed(0)
     model = NextStepModel("tanh", 12, head="bernoulli")
@@ -301,30 +305,42 @@ def test_without_the_compiled_kernel_the_python_loops_serve(monkeypatch, tmp_pat
     monkeypatch.setattr(kernels, "build_folder", lambda: tmp_path / "kernel")
     # Not built yet: the model's forward asks for a finished build only, and never compiles.
     monkeypatch.setattr(kernels, "_build", lambda folder: pytest.fail("compiled without being asked"))
-    assert kernels.gru_kernel(build=False) is None
+    assert kernels.compiled_loops(build=False) is None
     # A build that fails: one warning, then the Python loops (and no second try in this process).
     monkeypatch.setattr(kernels, "_build", lambda folder: (_ for _ in ()).throw(OSError("no compiler\nmore")))
     with pytest.warns(RuntimeWarning, match=r"not available \(no compiler\)"):
-        assert kernels.gru_kernel() is None
+        assert kernels.compiled_loops() is None
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert kernels.gru_kernel() is None
+        assert kernels.compiled_loops() is None
     g = _make(5, 4, 1, True, True, torch.float64)
     x = torch.randn(2, 3, 5, dtype=torch.float64, requires_grad=True)
     _compare(g, x, None, torch.randn(2, 3, 4, dtype=torch.float64), None, torch.float64)
+
+
+def test_a_failed_build_before_training_is_said_in_one_line(monkeypatch, tmp_path):
+    monkeypatch.setattr(kernels, "_loaded", {})
+    monkeypatch.setattr(kernels, "build_folder", lambda: tmp_path / "kernel")
+    monkeypatch.setattr(kernels, "_build", lambda folder: (_ for _ in ()).throw(OSError("no compiler\nmore")))
+    said = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said, not warned: a warning prints the source line too
+        assert kernels.prepare_compiled_loops(None, said.append) is False
+    assert len(said) == 1 and "\n" not in said[0]
+    assert "not available (no compiler)" in said[0] and kernels.SWITCH_VARIABLE in said[0]
 
 
 def test_seqgate_compile_0_switches_the_kernel_off(monkeypatch):
     monkeypatch.setattr(kernels, "_loaded", {})
     monkeypatch.setenv(kernels.SWITCH_VARIABLE, "0")
     monkeypatch.setattr(kernels, "_build", lambda folder: pytest.fail("built although switched off"))
-    assert kernels.gru_kernel() is None
+    assert kernels.compiled_loops() is None
 
 
 def test_preparing_the_kernel_says_so_only_when_it_builds(monkeypatch, tmp_path):
     monkeypatch.setattr(kernels, "_loaded", {})
     monkeypatch.setattr(kernels, "build_folder", lambda: tmp_path / "kernel")
-    built = types.SimpleNamespace(forward=None, backward=None)
+    built = types.SimpleNamespace(**dict.fromkeys(LOOPS))
     monkeypatch.setattr(kernels, "_build", lambda folder: built)
     shown = []
 
@@ -332,8 +348,8 @@ def test_preparing_the_kernel_says_so_only_when_it_builds(monkeypatch, tmp_path)
         shown.append(message)
         return warnings.catch_warnings()  # any context manager
 
-    assert kernels.prepare_gru_kernel(status) is True
+    assert kernels.prepare_compiled_loops(status) is True
     assert shown == [kernels.BUILD_MESSAGE]
-    assert kernels.gru_kernel(build=False) is built
-    assert kernels.prepare_gru_kernel(status) is True
+    assert kernels.compiled_loops(build=False) is built
+    assert kernels.prepare_compiled_loops(status) is True
     assert shown == [kernels.BUILD_MESSAGE]  # loaded: nothing to wait for, nothing said

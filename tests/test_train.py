@@ -191,6 +191,7 @@ def test_a_signal_while_the_run_is_closed_still_names_the_run_to_resume(tiny_dat
 
     class SignalledWhileClosing:
         def status(self, message): return contextlib.nullcontext()
+        def say(self, message): pass
         def start(self, *args): pass
         def batch(self, *args): pass
         def epoch(self, *args): pass
@@ -219,8 +220,8 @@ def test_the_dropout_recipe_grows_its_dropout_with_parameters_per_training_frame
     assert saved["train"]["dropout"] == expected == saved["model_config"]["dropout"]
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_a_gru_run_on_the_cpu_prepares_the_compiled_kernel_before_its_first_epoch(tiny_dataset, tmp_path,
+@pytest.mark.parametrize("cell", ["gru", "tanh", "lstm"])
+def test_a_run_on_the_cpu_prepares_the_compiled_loops_before_its_first_epoch(tiny_dataset, tmp_path,
                                                                                    monkeypatch, cell):
     import seqgate.training.train as training
 
@@ -228,7 +229,10 @@ def test_a_gru_run_on_the_cpu_prepares_the_compiled_kernel_before_its_first_epoc
 
     class Display:
         def status(self, message):
-            raise AssertionError("only prepare_gru_kernel opens the status")
+            raise AssertionError("only prepare_compiled_loops opens the status")
+
+        def say(self, message):
+            raise AssertionError("only prepare_compiled_loops says a failed build")
 
         def start(self, *args):
             events.append("start")
@@ -243,10 +247,10 @@ def test_a_gru_run_on_the_cpu_prepares_the_compiled_kernel_before_its_first_epoc
             pass
 
     display = Display()
-    monkeypatch.setattr(training, "prepare_gru_kernel",
-                        lambda status=None: events.append(("prepare", status)) or True)
+    monkeypatch.setattr(training, "prepare_compiled_loops",
+                        lambda status=None, say=None: events.append(("prepare", status, say)) or True)
     train(tiny_config(tiny_dataset, cell=cell, max_epochs=1), tmp_path / "run", display=display)
-    if cell == "gru":
-        assert events == [("prepare", display.status), "start"]
+    if cell in ("gru", "tanh"):  # the LSTM runs torch's own oneDNN kernel
+        assert events == [("prepare", display.status, display.say), "start"]
     else:
         assert events == ["start"]

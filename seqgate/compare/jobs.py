@@ -117,6 +117,9 @@ class _LogDisplay:
         print(message, flush=True)
         return contextlib.nullcontext()
 
+    def say(self, message: str) -> None:
+        print(message, flush=True)
+
     def batch(self, frames: int, train_nll: float) -> None:
         pass
 

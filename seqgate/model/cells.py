@@ -37,7 +37,7 @@ class Cell:
 
 CELLS = {cell.name: cell for cell in (
     Cell("tanh", "RNN", "rnn_tanh_cell", ("h",), False, (("nonlinearity", "tanh"),),
-         "the traditional tanh RNN", cpu_forward="tanh_forward"),
+         "the traditional tanh RNN", cpu_forward="tanh_forward", cpu_kernel=True),
     Cell("gru", "GRU", "gru_cell", ("r", "z", "n"), False, (),
          "gated recurrent unit (Cho et al. 2014)", cpu_forward="gru_forward", cpu_kernel=True),
     Cell("lstm", "LSTM", "lstm_cell", ("i", "f", "g", "o"), True, (),

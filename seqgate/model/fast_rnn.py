@@ -12,7 +12,9 @@ hand-written autograd Function:
   backward loop;
 * the backward uses that a GRU step is linear in dL/dh_t once the forward activations are known,
   so the loop through time is elementwise products and one (B x 3H) . (3H x H) matmul a step;
-* both loops are in-place ATen calls (5 a forward step, 3 a backward step) under inference_mode.
+* both loops are compiled (rnn_loops.cpp: one matmul and one fused, vectorised loop a step) where
+  seqgate.model.kernels can build them, and otherwise in-place ATen calls (5 a forward step, 3 a
+  backward step) under inference_mode, with the same numbers to float rounding.
 
 torch's gate order r, z, n, the reset applied after the recurrent product:
     r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
@@ -34,7 +36,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from seqgate.model.kernels import gru_kernel
+from seqgate.model.kernels import compiled_loops
 
 Weights = Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]
 
@@ -155,12 +157,12 @@ def _layer_forward(x, h0, w_ih, w_hh, b_ih, b_hh):
     inference tensors, so `out`, handed on, is copied out as an ordinary one.
     """
     H = w_hh.size(1)
-    kernel = gru_kernel(build=False)
+    kernel = compiled_loops(build=False)
     with torch.inference_mode():
         G, N = _project(x, w_ih, b_ih, b_hh, H, 0)
         out = x.new_empty(x.size(0), x.size(1), H)
         if kernel is not None:
-            kernel.forward(G, N, out, h0, w_hh)
+            kernel.gru_forward(G, N, out, h0, w_hh)
         else:
             _py_fwd_loop(G, N, out, h0, w_hh, 0)
     if not torch.is_inference_mode_enabled():
@@ -174,12 +176,12 @@ def _layer_backward(grad_out, grad_hT, x, h0, w_ih, w_hh, out, saved, need):
     H = w_hh.size(1)
     T, B, I = x.shape
     G, N = saved
-    kernel = gru_kernel(build=False)
+    kernel = compiled_loops(build=False)
     with torch.inference_mode():
         if kernel is not None:
             grad_out = out.new_zeros(out.shape) if grad_out is None else grad_out.contiguous()
             dh_T = grad_out[-1] if grad_hT is None else grad_out[-1] + grad_hT
-            dG, dGi, dh0 = kernel.backward(grad_out, dh_T, G, N, out, h0, w_hh, need_h0)
+            dG, dGi, dh0 = kernel.gru_backward(grad_out, dh_T, G, N, out, h0, w_hh, need_h0)
         else:
             _, dG, dGi, dh0 = _py_bptt(grad_out, grad_hT, G, N, out, h0, w_hh, 0, need_h0)
     if dh0 is not None:
@@ -344,18 +346,22 @@ class _TanhLayerFn(torch.autograd.Function):
         x, h0, w_ih, w_hh, out = ctx.saved_tensors
         T, B, I = x.shape
         H = w_hh.size(1)
+        kernel = compiled_loops(build=False)
         with torch.inference_mode():
-            # dL/d(pre-activation) a_t = (dL/dout_t + a_{t+1} W_hh) * (1 - h_t^2), from the last step back
-            slope = torch.mul(out, out).neg_().add_(1)
             grad = (grad_out if grad_out is not None else out.new_zeros(T, B, H)).clone(memory_format=torch.contiguous_format)
             if grad_hT is not None:
                 grad[-1].add_(grad_hT)
-            steps = grad.unbind(0)
-            slopes = slope.unbind(0)
-            steps[-1].mul_(slopes[-1])
-            for t in range(T - 1, 0, -1):
-                steps[t - 1].addmm_(steps[t], w_hh).mul_(slopes[t - 1])
-            grad_h0 = torch.mm(steps[0], w_hh) if ctx.needs_input_grad[1] else None
+            # dL/d(pre-activation) a_t = (dL/dout_t + a_{t+1} W_hh) * (1 - h_t^2), from the last step back
+            if kernel is not None:
+                kernel.tanh_backward(grad, out, w_hh)
+            else:
+                slope = torch.mul(out, out).neg_().add_(1)
+                steps = grad.unbind(0)
+                slopes = slope.unbind(0)
+                steps[-1].mul_(slopes[-1])
+                for t in range(T - 1, 0, -1):
+                    steps[t - 1].addmm_(steps[t], w_hh).mul_(slopes[t - 1])
+            grad_h0 = torch.mm(grad[0], w_hh) if ctx.needs_input_grad[1] else None
         grad = grad.clone(memory_format=torch.contiguous_format)  # ordinary tensors from here on: they may end up in .grad
         flat = grad.view(-1, H)
         grad_x = torch.mm(flat, w_ih).view(T, B, I) if ctx.needs_input_grad[0] else None
@@ -370,13 +376,17 @@ class _TanhLayerFn(torch.autograd.Function):
 def _tanh_forward(x, h0, w_ih, w_hh, b_ih, b_hh):
     """The layer's outputs (T,B,H), no autograd (inference_mode: see _layer_forward)."""
     H = w_hh.size(1)
+    kernel = compiled_loops(build=False)
     with torch.inference_mode():
         flat = x.reshape(-1, x.size(2))
         out = (torch.addmm(b_ih + b_hh, flat, w_ih.t()) if b_ih is not None
                else torch.mm(flat, w_ih.t())).view(x.size(0), x.size(1), H)
-        steps, recurrent, h = out.unbind(0), w_hh.t(), h0
-        for t in range(x.size(0)):
-            h = steps[t].addmm_(h, recurrent).tanh_()
+        if kernel is not None:
+            kernel.tanh_forward(out, h0, w_hh)
+        else:
+            steps, recurrent, h = out.unbind(0), w_hh.t(), h0
+            for t in range(x.size(0)):
+                h = steps[t].addmm_(h, recurrent).tanh_()
     return out.clone() if not torch.is_inference_mode_enabled() else out
 
 

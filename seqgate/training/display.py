@@ -104,8 +104,12 @@ class TrainDisplay:
                                       outlook=outlook_text(progress, self.settings))
 
     def status(self, message: str):
-        """A spinner for a wait before the first epoch (the compiled GRU's one-time build)."""
+        """A spinner for a wait before the first epoch (the compiled loops' one-time build)."""
         return self.console.status(message)
+
+    def say(self, message: str) -> None:
+        """One line before the first epoch (a compiled-loops build that failed)."""
+        self.console.print(message, markup=False, highlight=False, soft_wrap=True)
 
     def batch(self, frames: int, train_nll: float) -> None:
         self.bar.update(self.task, train=f"{train_nll:.3f}")

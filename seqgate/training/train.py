@@ -45,7 +45,7 @@ from seqgate.training.evaluate import EVALUATION_BATCH_SIZE, evaluate_batches
 from seqgate.music.metrics import describe_corpus
 from seqgate.data.benchmarks import recognise_dataset
 from seqgate.model.cells import CELLS
-from seqgate.model.kernels import prepare_gru_kernel
+from seqgate.model.kernels import prepare_compiled_loops
 from seqgate.model.network import NextStepModel, few_threads_for_small_work, shift_right
 from seqgate.model.sizing import count_parameters, params_for_corpus
 from seqgate.training.runs import Checkpoint, DataRecord, ResumeState, Run, new_run, open_run
@@ -148,7 +148,7 @@ def _train(config: TrainConfig, run: Run, resume: bool, display, world: World, d
         session.save_checkpoints(best=False)
 
     if world.device.type == "cpu" and CELLS[config.cell].cpu_kernel:
-        prepare_gru_kernel(display.status if display else None)
+        prepare_compiled_loops(display.status, display.say) if display else prepare_compiled_loops()
     if display:
         display.start(run.folder, session.info, session.progress)
     model, progress = session.model, session.progress

@@ -1,17 +1,21 @@
-// The time loops of seqgate's CPU GRU (seqgate/model/fast_rnn.py), compiled.
+// The time loops of seqgate's CPU GRU and tanh RNN (seqgate/model/fast_rnn.py), compiled.
 //
-// fast_rnn.py's Python loops make five ATen calls a forward step and three a backward step; at
-// seqgate's sizes (batch 16, 30-100 hidden units) each call's fixed cost is most of the work, and
-// torch's elementwise tanh is not vectorised on every build (measured 2.6 ns an element against
-// sigmoid's 0.4 ns). Here a step is one addmm_ and one fused loop over the batch's units.
+// fast_rnn.py's Python loops make five ATen calls a GRU forward step and three a backward step (two
+// and two for the tanh RNN); at seqgate's sizes (batch 16, 30-100 hidden units) each call's fixed
+// cost is most of the work, and torch's elementwise tanh is not vectorised on every build (measured
+// 2.6 ns an element against sigmoid's 0.4 ns). Here a step is one addmm_ and one fused loop over
+// the batch's units.
 //
 // The exponential is a Cody-Waite range reduction and a degree-6 polynomial (the Cephes expf
 // coefficients, about 1 ulp), written so that the compiler vectorises the loops (omp simd, with
 // -fno-trapping-math for the clamps) without -ffast-math, whose assumptions (no NaN, no infinity)
-// a diverging run would break. float64 uses std::exp. Layout and in-place conventions are the Python loops' (see fast_rnn.py):
+// a diverging run would break. float64 uses std::exp.
+//
+// The GRU's layout and in-place conventions are the Python loops' (see fast_rnn.py):
 //   G (T,B,3H): on entry [x W_ir + b_ir + b_hr | x W_iz + b_iz + b_hz | b_hn], on exit [r | z | W_hn h + b_hn]
 //   N (T,B,H):  on entry x W_in + b_in, on exit n
 //   out (T,B,H): h_1 .. h_T
+// The tanh RNN's: out (T,B,H) holds x W_ih + b_ih + b_hh on entry and h_1 .. h_T on exit.
 
 #include <torch/extension.h>
 
@@ -59,7 +63,7 @@ inline scalar_t tanh_(scalar_t x) {
 }
 
 template <typename scalar_t>
-void forward_loop(at::Tensor& G, at::Tensor& N, at::Tensor& out, const at::Tensor& h0,
+void gru_forward_loop(at::Tensor& G, at::Tensor& N, at::Tensor& out, const at::Tensor& h0,
                   const at::Tensor& w_hh_t) {
   const int64_t T = G.size(0), B = G.size(1), H = N.size(2);
   scalar_t* g_base = G.data_ptr<scalar_t>();
@@ -100,7 +104,7 @@ void forward_loop(at::Tensor& G, at::Tensor& N, at::Tensor& out, const at::Tenso
 //   dhn = da r                 dh_{t-1} = dL/dout_{t-1} + dh z + [dpr, dpz, dhn] W_hh
 // dG gets [dpr, dpz, dhn] (the recurrent side), dGi [dpr, dpz, da] (the input side).
 template <typename scalar_t>
-void backward_loop(const at::Tensor& grad_out, const at::Tensor& G, const at::Tensor& N,
+void gru_backward_loop(const at::Tensor& grad_out, const at::Tensor& G, const at::Tensor& N,
                    const at::Tensor& out, const at::Tensor& h0, const at::Tensor& w_hh,
                    at::Tensor& dh, at::Tensor& dG, at::Tensor& dGi, bool need_h0, at::Tensor& dh0) {
   const int64_t T = G.size(0), B = G.size(1), H = N.size(2);
@@ -149,19 +153,49 @@ void backward_loop(const at::Tensor& grad_out, const at::Tensor& G, const at::Te
   if (need_h0) dh0 = dh;
 }
 
+template <typename scalar_t>
+void tanh_forward_loop(at::Tensor& out, const at::Tensor& h0, const at::Tensor& w_hh_t) {
+  const int64_t T = out.size(0), BH = out.size(1) * out.size(2);
+  scalar_t* o_base = out.data_ptr<scalar_t>();
+  at::Tensor h = h0;
+  for (int64_t t = 0; t < T; ++t) {
+    at::Tensor step = out.select(0, t);
+    step.addmm_(h, w_hh_t);
+    scalar_t* op = o_base + t * BH;
+#pragma omp simd
+    for (int64_t j = 0; j < BH; ++j) op[j] = tanh_(op[j]);
+    h = step;
+  }
+}
+
+// dL/da_t = (dL/dout_t + dL/da_{t+1} W_hh) (1 - h_t^2), from the last step back, in place over grad.
+template <typename scalar_t>
+void tanh_backward_loop(at::Tensor& grad, const at::Tensor& out, const at::Tensor& w_hh) {
+  const int64_t T = out.size(0), BH = out.size(1) * out.size(2);
+  scalar_t* g_base = grad.data_ptr<scalar_t>();
+  const scalar_t* o_base = out.data_ptr<scalar_t>();
+  for (int64_t t = T - 1; t >= 0; --t) {
+    if (t < T - 1) grad.select(0, t).addmm_(grad.select(0, t + 1), w_hh);
+    scalar_t* gp = g_base + t * BH;
+    const scalar_t* op = o_base + t * BH;
+#pragma omp simd
+    for (int64_t j = 0; j < BH; ++j) gp[j] *= scalar_t(1) - op[j] * op[j];
+  }
+}
+
 }  // namespace
 
-void forward(at::Tensor G, at::Tensor N, at::Tensor out, at::Tensor h0, at::Tensor w_hh) {
+void gru_forward(at::Tensor G, at::Tensor N, at::Tensor out, at::Tensor h0, at::Tensor w_hh) {
   TORCH_CHECK(G.is_contiguous() && N.is_contiguous() && out.is_contiguous() && h0.is_contiguous(),
               "gru kernel: contiguous tensors expected");
   at::Tensor w_hh_t = w_hh.t();
   AT_DISPATCH_FLOATING_TYPES(G.scalar_type(), "seqgate_gru_forward",
-                             [&] { forward_loop<scalar_t>(G, N, out, h0, w_hh_t); });
+                             [&] { gru_forward_loop<scalar_t>(G, N, out, h0, w_hh_t); });
 }
 
 // Returns (dG, dGi, dh0 or an undefined tensor). grad_out (T,B,H) is the gradient arriving at every
 // output, dh_T (B,H) the total at the last step (grad_out[T-1] plus the final state's).
-std::vector<at::Tensor> backward(at::Tensor grad_out, at::Tensor dh_T, at::Tensor G, at::Tensor N,
+std::vector<at::Tensor> gru_backward(at::Tensor grad_out, at::Tensor dh_T, at::Tensor G, at::Tensor N,
                                  at::Tensor out, at::Tensor h0, at::Tensor w_hh, bool need_h0) {
   TORCH_CHECK(grad_out.is_contiguous() && G.is_contiguous() && N.is_contiguous() &&
                   out.is_contiguous() && h0.is_contiguous() && w_hh.is_contiguous(),
@@ -171,12 +205,29 @@ std::vector<at::Tensor> backward(at::Tensor grad_out, at::Tensor dh_T, at::Tenso
   at::Tensor dh = dh_T.clone();
   at::Tensor dh0;
   AT_DISPATCH_FLOATING_TYPES(G.scalar_type(), "seqgate_gru_backward", [&] {
-    backward_loop<scalar_t>(grad_out, G, N, out, h0, w_hh, dh, dG, dGi, need_h0, dh0);
+    gru_backward_loop<scalar_t>(grad_out, G, N, out, h0, w_hh, dh, dG, dGi, need_h0, dh0);
   });
   return {dG, dGi, need_h0 ? dh0 : at::Tensor()};
 }
 
+void tanh_forward(at::Tensor out, at::Tensor h0, at::Tensor w_hh) {
+  TORCH_CHECK(out.is_contiguous() && h0.is_contiguous(), "tanh kernel: contiguous tensors expected");
+  at::Tensor w_hh_t = w_hh.t();
+  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "seqgate_tanh_forward",
+                             [&] { tanh_forward_loop<scalar_t>(out, h0, w_hh_t); });
+}
+
+// grad (T,B,H): dL/dout_t on entry (the final state's gradient added at T-1), dL/da_t on exit.
+void tanh_backward(at::Tensor grad, at::Tensor out, at::Tensor w_hh) {
+  TORCH_CHECK(grad.is_contiguous() && out.is_contiguous() && w_hh.is_contiguous(),
+              "tanh kernel: contiguous tensors expected");
+  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "seqgate_tanh_backward",
+                             [&] { tanh_backward_loop<scalar_t>(grad, out, w_hh); });
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("forward", &forward, "GRU forward loop, in place");
-  m.def("backward", &backward, "GRU backward through time");
+  m.def("gru_forward", &gru_forward, "GRU forward loop, in place");
+  m.def("gru_backward", &gru_backward, "GRU backward through time");
+  m.def("tanh_forward", &tanh_forward, "tanh RNN forward loop, in place");
+  m.def("tanh_backward", &tanh_backward, "tanh RNN backward through time, in place");
 }
