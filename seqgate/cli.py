@@ -311,6 +311,7 @@ def compare_command(
     max_minutes: Optional[float] = typer.Option(CompareConfig.max_minutes, "--max-minutes", envvar="SEQGATE_MAX_MINUTES", help="Per run (0: no time limit)."),
     jobs: int = typer.Option(CompareConfig.jobs, "--jobs", "-j", help="Runs trained at once, each in its own process."),
     recipe: str = typer.Option(CompareConfig.recipe, "--recipe", help=RECIPE_HELP + "."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help=f"Windows per batch of every run (default: train's, {TrainConfig.batch_size})."),
     device: str = typer.Option(CompareConfig.device, "--device", help="auto, cpu or cuda."),
     paper: bool = typer.Option(CompareConfig.paper, "--paper", help="Show Chung et al. 2014's Table 2 numbers beside these (benchmark corpora only)."),
 ) -> None:
@@ -323,7 +324,8 @@ def compare_command(
         settings = CompareConfig(
             cells=tuple(cells), heads=tuple(h.strip() for h in head.split(",") if h.strip()), data=str(data),
             output=output, params=params, seeds=seeds, max_epochs=max_epochs, max_minutes=max_minutes,
-            jobs=jobs, recipe=recipe, device=device, paper=paper)
+            jobs=jobs, recipe=recipe, device=device, paper=paper,
+            train_options={} if batch_size is None else {"batch_size": batch_size})
         result = compare(settings, console=console, display_factory=train_display)
     except Interrupted as stopped:
         Console(stderr=True, soft_wrap=True).print(f"interrupted ({stopped}); run the same command again to continue: "

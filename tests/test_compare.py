@@ -4,6 +4,7 @@ import io
 import json
 import math
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -218,3 +219,27 @@ def test_bad_cells_seeds_jobs_or_data_are_user_errors_before_anything_is_written
     with pytest.raises(UserError, match=message):
         compare(CompareConfig(cells=cells, output=tmp_path / "cmp", **options))
     assert not (tmp_path / "cmp").exists()
+
+
+def test_compare_batch_size_reaches_every_run_and_the_repeat_command(tiny_dataset, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import seqgate.compare.compare as compare_module
+    from seqgate.cli import app
+    from seqgate.compare.report import equivalent_command
+
+    given = []
+
+    def stop(settings, **kwargs):
+        given.append(settings)
+        raise UserError("stopped before training")
+
+    monkeypatch.setattr(compare_module, "compare", stop)
+    done = CliRunner().invoke(app, ["compare", "gru", "lstm", "--data", tiny_dataset, "--batch-size", "8"])
+    assert isinstance(done.exception, UserError), done.output  # the stand-in stopped it, nothing else
+    settings = given[0].validate()
+    assert [config.batch_size for config in settings.train_configs(tiny_dataset)] == [8, 8]
+    command = equivalent_command(replace(settings, output="out", train_options={"batch_size": 8, "window": 24}))
+    assert "--batch-size 8" in command and "(library call; also window=24)" in command
+    CliRunner().invoke(app, ["compare", "gru", "--data", tiny_dataset])
+    assert given[1].train_options == {}  # not given: train's own default

@@ -115,9 +115,13 @@ def _samples_rows(comparison) -> tuple[list[str], list[list[str]]]:
     return headings, rows
 
 
+# train_options that `seqgate compare` has a flag for.
+TRAIN_OPTION_FLAGS = {"batch_size": "--batch-size"}
+
+
 def equivalent_command(settings) -> str:
     """The command line that repeats a comparison (a settings.CompareConfig), every compare option
-    written out; train_options have no flag and are listed after it."""
+    written out; train_options without a flag are listed after it."""
     words = ["seqgate", "compare", *settings.cells, "--head", ",".join(settings.heads),
              "--data", str(settings.data), "-o", str(settings.output), "--params", str(settings.params),
              "--seeds", str(settings.seeds), "--max-epochs", str(settings.max_epochs)]
@@ -129,10 +133,13 @@ def equivalent_command(settings) -> str:
         words += ["--jobs", str(settings.jobs)]
     if settings.paper:
         words.append("--paper")
+    for name, flag in TRAIN_OPTION_FLAGS.items():
+        if name in settings.train_options:
+            words += [flag, str(settings.train_options[name])]
     command = shlex.join(words)
-    if settings.train_options:
-        command += "  (library call; also " + ", ".join(
-            f"{k}={v!r}" for k, v in sorted(settings.train_options.items())) + ")"
+    unflagged = {k: v for k, v in settings.train_options.items() if k not in TRAIN_OPTION_FLAGS}
+    if unflagged:
+        command += "  (library call; also " + ", ".join(f"{k}={v!r}" for k, v in sorted(unflagged.items())) + ")"
     return command
 
 
