@@ -3,6 +3,7 @@ beside the training corpus's, for one run or several side by side (say a Bernoul
 model, or a plain and an onset-aware one).
 
     python bench/sample_quality.py RUN_DIR [RUN_DIR ...] [--pieces 8] [--frames 200] [--seed 0]
+    python bench/sample_quality.py RUN_DIR --frames 512 -- --temperature 0.8   # options for sample
 
 Samples with the real command line (`seqgate sample --run RUN_DIR -n N --frames F`), reads the
 MIDI files back (with their note starts, so re-struck notes count), and compares their statistics
@@ -29,7 +30,10 @@ def main() -> None:
     parser.add_argument("--pieces", type=int, default=8)
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    argv = sys.argv[1:]
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:split])
+    args.sample_options = argv[split + 1:]  # further `seqgate sample` options, after --
 
     # Each run's samples after its training corpus's statistics, as the run recorded them; a
     # corpus column repeats only where they differ (a plain roll derives the notes' starts, an
@@ -54,7 +58,8 @@ def report(run: Path, args) -> tuple[str, dict]:
     with tempfile.TemporaryDirectory() as folder:
         output = Path(folder) / "sample.mid"
         subprocess.run([sys.executable, "-m", "seqgate", "sample", "--run", str(run), "-n", str(args.pieces),
-                        "--frames", str(args.frames), "--seed", str(args.seed), "-o", str(output)],
+                        "--frames", str(args.frames), "--seed", str(args.seed), "-o", str(output),
+                        *args.sample_options],
                        check=True, capture_output=True)
         read = [read_midi_roll(p, frames_per_quarter=frames_per_quarter, onsets=True)
                 for p in sorted(Path(folder).glob("sample*.mid"))]
