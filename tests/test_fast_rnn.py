@@ -306,6 +306,11 @@ def test_without_the_compiled_kernel_the_python_loops_serve(monkeypatch, tmp_pat
     # Not built yet: the model's forward asks for a finished build only, and never compiles.
     monkeypatch.setattr(kernels, "_build", lambda folder: pytest.fail("compiled without being asked"))
     assert kernels.compiled_loops(build=False) is None
+    # ... and remembers that, so that the forward of every step does not search the folder again.
+    folder = kernels.build_folder
+    monkeypatch.setattr(kernels, "build_folder", lambda: pytest.fail("searched for a build again"))
+    assert kernels.compiled_loops(build=False) is None
+    monkeypatch.setattr(kernels, "build_folder", folder)
     # A build that fails: one warning, then the Python loops (and no second try in this process).
     monkeypatch.setattr(kernels, "_build", lambda folder: (_ for _ in ()).throw(OSError("no compiler\nmore")))
     with pytest.warns(RuntimeWarning, match=r"not available \(no compiler\)"):

@@ -47,7 +47,10 @@ def compile_flags() -> list[str]:
         flags += ["-mavx2", "-mfma"]
     return flags
 
+# MODULE_NAME: the loaded kernel, or None once a build failed; _NONE_BUILT: a build=False lookup
+# found no finished build.
 _loaded: dict[str, Optional[ModuleType]] = {}
+_NONE_BUILT = f"{MODULE_NAME}:none-built"
 
 
 def build_folder() -> Path:
@@ -125,11 +128,13 @@ def compiled_loops(build: bool = True,
     """The compiled loops (gru_forward, gru_backward, tanh_forward, tanh_backward), or None where
     they cannot be had.
 
-    build=False: only a finished build is loaded (None otherwise, and asked again next time).
+    build=False: only a finished build is loaded; None otherwise, remembered, so that the model's
+    forward (which asks every call) does not hash the source and search the folder each time: this
+    process then runs the Python loops until a build=True call builds or loads the kernel.
     A build that fails is said once, through on_failure(message) or else as a RuntimeWarning."""
     if MODULE_NAME in _loaded:
         return _loaded[MODULE_NAME]
-    if switched_off():
+    if switched_off() or (not build and _NONE_BUILT in _loaded):
         return None
     folder = build_folder()
     library = _library(folder)
@@ -138,10 +143,10 @@ def compiled_loops(build: bool = True,
             _loaded[MODULE_NAME] = _import(library)
             return _loaded[MODULE_NAME]
         except ImportError:
-            if not build:
-                return None
-            shutil.rmtree(folder, ignore_errors=True)  # a build cut off half-written: start again
+            if build:
+                shutil.rmtree(folder, ignore_errors=True)  # a build cut off half-written: start again
     if not build:
+        _loaded[_NONE_BUILT] = None
         return None
     try:
         _loaded[MODULE_NAME] = _build(folder)
