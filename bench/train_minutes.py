@@ -38,7 +38,8 @@ def main() -> None:
     args = parser.parse_args(argv[:split])
     args.train_options = argv[split + 1:]  # further `seqgate train` options, after --
 
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="seqgate-minutes-"))
+    # Absolute: the command runs inside workdir, so a relative --run-dir would land one level down.
+    workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="seqgate-minutes-"))).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     run_dir = workdir / f"{args.cell}-run"
     command = [sys.executable, "-m", "seqgate", "train", "--cell", args.cell, "--data", str(args.data.resolve()),
