@@ -18,7 +18,7 @@ from seqgate.compare.demo import DEMO_OUTPUT
 from seqgate.errors import UserError
 from seqgate.model.cells import CELL_HELP, CELLS
 from seqgate.data.roll import HIGHEST_PITCH, LOWEST_PITCH
-from seqgate.settings import (DEFAULT_PARAMS, MOST_PARAMS_FOR_A_CORPUS, PARAMS_PER_TRAINING_FRAME, EVALUATE_CHECKPOINT, EVALUATE_DEVICE, EVALUATE_SPLIT, RECIPES,
+from seqgate.settings import (AUTO_KEY, DEFAULT_PARAMS, MOST_PARAMS_FOR_A_CORPUS, PARAMS_PER_TRAINING_FRAME, EVALUATE_CHECKPOINT, EVALUATE_DEVICE, EVALUATE_SPLIT, RECIPES,
                               CompareConfig, PrepareConfig, SampleConfig, TrainConfig)
 
 RECIPE_HELP = "; ".join(f"{name}: {recipe.summary}" for name, recipe in RECIPES.items())
@@ -254,6 +254,8 @@ def sample(
     program: int = typer.Option(SampleConfig.program, "--program", help="General MIDI program (0 = piano)."),
     velocity: int = typer.Option(SampleConfig.velocity, "--velocity", help="MIDI velocity of every note (1-127)."),
     max_polyphony: Optional[int] = typer.Option(None, "--max-polyphony", help="At most K keys per frame (nade: the lowest K drawn; bernoulli: the K most probable drawn)."),
+    key: Optional[str] = typer.Option(None, "--key", help=f'Hold the pieces to a key ("C", "F# minor", "Bb", "Ebm"; "{AUTO_KEY}": the primer\'s): notes outside it are drawn less often. Default: the model\'s own draws.'),
+    key_strength: Optional[float] = typer.Option(None, "--key-strength", help=f"With --key: logit taken off notes outside the key, their odds divided by e^S (default {SampleConfig.default_key_strength:g}; 0: no nudge)."),
     png: bool = typer.Option(False, "--png", help="Also write a piano-roll picture of each output."),
     wav: bool = typer.Option(False, "--wav", help="Also render each output to a WAV file beside it, to listen to."),
     soundfont: Optional[Path] = typer.Option(None, "--soundfont", help="With --wav or --html: General MIDI .sf2 file (default as for `seqgate render`)."),
@@ -277,8 +279,11 @@ def sample(
     settings = SampleConfig(
         n=n, frames=frames, bars=bars, seed=seed, temperature=temperature, primer=primer,
         primer_frames=primer_frames, primer_in_output=primer_in_output, qpm=qpm, program=program,
-        velocity=velocity, max_polyphony=max_polyphony, png=png or html).validate()
+        velocity=velocity, max_polyphony=max_polyphony, png=png or html, key=key,
+        key_strength=key_strength).validate()
     report = sampling.sample_to_midi(run, output, settings, console=console)
+    if sampling.describe_key(report, settings):
+        console.print(sampling.describe_key(report, settings))
     console.print(sampling.statistics_table(report.results, report.train_stats))
     rendered = []
     for result in report.results:

@@ -63,6 +63,7 @@ def test_prepare_train_sample_compare_in_an_empty_folder(tmp_path):
     (("train", "--cell", "foo"), "unknown cell 'foo'"),
     (("train", "--device", "tpu"), "unknown device 'tpu'"),
     (("sample",), "no trained run"),
+    (("sample", "--key", "H minor"), "names no key"),
     (("compare", "gru"), "no dataset at seqgate-data.npz"),
     (("evaluate",), "no trained run"),
 ])

@@ -20,6 +20,7 @@ from seqgate.music.metrics import roll_statistics
 from seqgate.model.heads import RANDOM_BLOCK_FRAMES
 from seqgate.model.network import NextStepModel, shift_right
 from seqgate.training.runs import load_model
+from seqgate.data.keys import key_name, key_pitch_classes, parse_key
 from seqgate.data.roll import read_midi_roll, roll_to_notes
 
 from conftest import scale, write_midi
@@ -294,6 +295,89 @@ def test_statistics_table_ends_with_the_training_corpus(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
+# Keys
+
+
+@pytest.mark.parametrize("text,key", [("C", (0, False)), ("f# minor", (6, True)), ("Bb", (10, False)),
+                                      ("Ebm", (3, True)), ("b", (11, False)), ("bm", (11, True)),
+                                      ("A MINOR", (9, True)), ("H", None), ("C dorian", None), ("", None)])
+def test_key_names_are_read_as_lead_sheets_write_them(text, key):
+    assert parse_key(text) == key
+    if key is not None:
+        assert parse_key(key_name(*key)) == key
+
+
+def test_the_key_bias_lowers_exactly_the_keys_outside_the_key():
+    model = random_model()
+    bias = sample.key_logit_bias(model, (0, False), 1.5)  # C major: the white keys stay
+    pitches = 21 + np.arange(88)
+    white = np.isin(pitches % 12, [0, 2, 4, 5, 7, 9, 11])
+    np.testing.assert_array_equal(bias.numpy(), np.where(white, 0.0, -1.5).astype(np.float32))
+    # A minor key keeps its raised sixth and seventh (F# and G# in A minor): only Bb, C# and D#
+    # are outside it.
+    outside = sample.key_logit_bias(model, (9, True), 1.0).numpy() < 0
+    assert set(pitches[outside] % 12) == {10, 1, 3}
+
+
+@pytest.mark.parametrize("head", ["bernoulli", "nade"])
+def test_the_key_bias_enters_each_draw_before_the_temperature(head):
+    torch.manual_seed(0)
+    model = NextStepModel("gru", 12, head=head)
+    bias = sample.key_logit_bias(model, (1, False), 0.7)  # Db major: the lowest key, an A, is outside it
+    assert float(bias[0]) == pytest.approx(-0.7)
+    _, plain = sample.generate_with_probabilities(model, 3, 1, temperature=0.8, seed=5)
+    _, keyed = sample.generate_with_probabilities(model, 3, 1, temperature=0.8, seed=5, logit_bias=bias)
+    # The first frame's lowest key has nothing below it, so for either head its probability is
+    # sigmoid((logit + bias) / T) of the same logit.
+    logit = torch.logit(torch.from_numpy(plain[:, 0, 0]).double()) * 0.8
+    expected = torch.sigmoid((logit + float(bias[0])) / 0.8).numpy()
+    np.testing.assert_allclose(keyed[:, 0, 0], expected, rtol=1e-5)
+    if head == "bernoulli":  # every key is independent: the whole frame follows the same rule
+        logits = torch.logit(torch.from_numpy(plain[:, 0]).double()) * 0.8
+        np.testing.assert_allclose(keyed[:, 0], torch.sigmoid((logits + bias.double()) / 0.8).numpy(),
+                                   rtol=1e-5)
+
+
+def test_a_strong_key_keeps_every_note_in_it_and_no_key_does_not(tmp_path):
+    run = make_run(tmp_path / "run", output_bias=-2.0)
+    model = load_model(run / "best.pt")[0]
+    in_key = np.isin((21 + np.arange(88)) % 12, sorted(key_pitch_classes(7, False)))  # G major
+
+    def share_in_key(rolls):
+        return rolls[..., in_key].sum() / rolls.sum()
+
+    assert share_in_key(sample.generate(model, 4, 64, seed=1)) < 0.8  # a random model plays anything
+    strict = sample.generate(model, 4, 64, seed=1, logit_bias=sample.key_logit_bias(model, (7, False), 30.0))
+    assert strict.sum() > 0 and share_in_key(strict) == 1.0
+
+
+def test_the_key_is_written_into_the_midi_and_named_on_the_console(tmp_path):
+    run = make_run(tmp_path / "run", output_bias=-3.0)
+    settings = SampleConfig(frames=16, key="F# minor")
+    report = sample.sample_to_midi(run, tmp_path / "out.mid", settings)
+    assert report.key == (6, True)
+    signatures = pretty_midi.PrettyMIDI(str(tmp_path / "out.mid")).key_signature_changes
+    assert [s.key_number for s in signatures] == [6 + 12]  # pretty_midi: 12-23 are the minor keys
+    assert sample.describe_key(report, settings).startswith("key F# minor: notes outside it")
+    plain = sample.sample_to_midi(run, tmp_path / "plain.mid", SampleConfig(frames=16))
+    assert plain.key is None and sample.describe_key(plain, SampleConfig()) is None
+    assert not pretty_midi.PrettyMIDI(str(tmp_path / "plain.mid")).key_signature_changes
+
+
+def test_key_auto_takes_the_primers_key(tmp_path):
+    run = make_run(tmp_path / "run", output_bias=-3.0)
+    primer = write_midi(tmp_path / "primer.mid", [{"notes": scale(62)}])  # D major
+    settings = SampleConfig(frames=16, primer=primer, key="auto")
+    report = sample.sample_to_midi(run, tmp_path / "out.mid", settings)
+    assert report.key == (2, False)
+    assert "(estimated from the primer)" in sample.describe_key(report, settings)
+    late = write_midi(tmp_path / "late.mid", [{"notes": [(62, 2.0, 3.0)]}])  # silent for 2 quarters
+    with pytest.raises(UserError, match="no notes to take a key from"):
+        sample.sample_to_midi(run, tmp_path / "out.mid", SampleConfig(frames=16, primer=late, primer_frames=2,
+                                                                      key="auto"))
+
+
+# ---------------------------------------------------------------------------------------------
 # User errors
 
 
@@ -309,6 +393,11 @@ def test_statistics_table_ends_with_the_training_corpus(tmp_path):
     ({"qpm": 0}, "--qpm"),
     ({"max_polyphony": 0}, "--max-polyphony"),
     ({"primer_frames": 0}, "--primer-frames"),
+    ({"key": "H"}, "names no key"),
+    ({"key": "auto"}, "takes the key of the --primer"),
+    ({"key_strength": 1.0}, "only with --key"),
+    ({"key": "C", "key_strength": -1.0}, "--key-strength"),
+    ({"key": "C", "key_strength": float("inf")}, "--key-strength"),
 ])
 def test_bad_options_are_user_errors(tmp_path, options, message):
     run = make_run(tmp_path / "run")

@@ -373,9 +373,10 @@ def roll_to_notes(roll: np.ndarray, struck: np.ndarray | None = None) -> list[tu
 
 def roll_to_midi(roll: np.ndarray, path: str | os.PathLike, *, qpm: float = DEFAULT_QPM,
                  frames_per_quarter: int = DEFAULT_FRAMES_PER_QUARTER, program: int = 0, velocity: int = 80,
-                 struck: np.ndarray | None = None) -> int:
+                 struck: np.ndarray | None = None, key: tuple[int, bool] | None = None) -> int:
     """Write a roll as a one-instrument MIDI file (atomically); returns the number of notes.
-    struck: the keys struck at each frame (see roll_to_notes), so re-struck notes stay apart."""
+    struck: the keys struck at each frame (see roll_to_notes), so re-struck notes stay apart.
+    key: (tonic pitch class, minor?), written as the file's key signature."""
     import pretty_midi
 
     from seqgate.files import atomic_write
@@ -390,6 +391,8 @@ def roll_to_midi(roll: np.ndarray, path: str | os.PathLike, *, qpm: float = DEFA
                                                  start=start * seconds_per_frame,
                                                  end=end * seconds_per_frame))
     midi.instruments.append(instrument)
+    if key is not None:  # pretty_midi numbers keys 0-11 major, 12-23 minor, from C
+        midi.key_signature_changes.append(pretty_midi.KeySignature(int(key[0]) % 12 + 12 * bool(key[1]), 0.0))
     with atomic_write(Path(path), "wb") as handle:
         midi.write(handle)
     return len(notes)

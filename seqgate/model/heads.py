@@ -11,10 +11,12 @@ Every head has the same interface, which is all the model (network.py) uses:
                                      without the true keys of that frame (for frame accuracy):
                                      bool (B, T, keys)
   head.init_from_frequency(freq)     start at each unit's training frequency (see unit_values)
-  head.drawer(temperature, generator, n_pieces)
+  head.drawer(temperature, generator, n_pieces, logit_bias)
                                      a callable (features (n, F), out (n, width), max_polyphony,
                                      previous (n, width)) -> probabilities, that draws one frame
-                                     per piece into `out`
+                                     per piece into `out`; logit_bias: None or a (units,) tensor
+                                     added to every unit's logit before the temperature divides
+                                     it (sample's --key lowers the keys outside the key)
   Head.count_parameters(features, n_keys, size, onsets)
 
 Onset-aware heads (onsets=True, for `prepare --onsets` data): a frame is 2 x 88 values, the keys
@@ -121,18 +123,20 @@ class BernoulliHead(nn.Linear):
         with torch.no_grad():
             self.bias.copy_(torch.log(p) - torch.log1p(-p))
 
-    def drawer(self, temperature: float, generator: torch.Generator, n_pieces: int):
-        return _BernoulliDrawer(self, temperature, generator, n_pieces)
+    def drawer(self, temperature: float, generator: torch.Generator, n_pieces: int,
+               logit_bias: torch.Tensor | None = None):
+        return _BernoulliDrawer(self, temperature, generator, n_pieces, logit_bias)
 
 
 class _BernoulliDrawer:
     """Draws frames key by key independently, from uniform numbers drawn a block ahead."""
 
     def __init__(self, head: BernoulliHead, temperature: float, generator: torch.Generator,
-                 n_pieces: int):
-        # logits / T = h (W / T)^T + b / T: dividing the weights once saves a division per step.
+                 n_pieces: int, logit_bias: torch.Tensor | None = None):
+        # (logits + bias) / T = h (W / T)^T + (b + bias) / T: dividing the weights once saves a
+        # division per step.
         self.weight_t = (head.weight / temperature).t().contiguous()
-        self.bias = head.bias / temperature
+        self.bias = (head.bias if logit_bias is None else head.bias + logit_bias) / temperature
         self.generator, self.n_pieces, self.n_units = generator, n_pieces, head.out_features
         self.n_keys, self.onsets = head.n_keys, head.onsets
         self.uniforms, self.used = None, RANDOM_BLOCK_FRAMES
@@ -264,8 +268,9 @@ class NADEHead(nn.Module):
         with torch.no_grad():
             self.visible_bias.bias.copy_(torch.log(p) - torch.log1p(-p))
 
-    def drawer(self, temperature: float, generator: torch.Generator, n_pieces: int):
-        return _NADEDrawer(self, temperature, generator, n_pieces)
+    def drawer(self, temperature: float, generator: torch.Generator, n_pieces: int,
+               logit_bias: torch.Tensor | None = None):
+        return _NADEDrawer(self, temperature, generator, n_pieces, logit_bias)
 
 
 class _NADEDrawer:
@@ -282,8 +287,10 @@ class _NADEDrawer:
     """
 
     def __init__(self, head: NADEHead, temperature: float, generator: torch.Generator,
-                 n_pieces: int):
+                 n_pieces: int, logit_bias: torch.Tensor | None = None):
         self.head, self.temperature, self.generator = head, temperature, generator
+        # logit_k = b_k + bias_k + V_k . h: a constant bias joins the state's visible biases b.
+        self.logit_bias = logit_bias
         self.V_t = (head.V / temperature).t().contiguous()  # (H, units), temperature folded in
         self.W_t = head.W.t().contiguous()  # (units, H): row k is what unit k adds
         self.units = torch.arange(head.n_units)
@@ -293,7 +300,10 @@ class _NADEDrawer:
     def __call__(self, features: torch.Tensor, out: torch.Tensor,
                  max_polyphony: int | None = None, previous: torch.Tensor | None = None) -> torch.Tensor:
         head, units, n_keys = self.head, self.units, self.head.n_keys
-        visible = head.visible_bias(features) / self.temperature
+        visible = head.visible_bias(features)
+        if self.logit_bias is not None:
+            visible = visible + self.logit_bias
+        visible = visible / self.temperature
         hidden = head.hidden_bias(features)
         if self.used == RANDOM_BLOCK_FRAMES:
             self.uniforms = torch.rand(RANDOM_BLOCK_FRAMES, self.n_pieces, head.n_units,

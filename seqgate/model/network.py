@@ -220,10 +220,12 @@ class NextStepModel(nn.Module):
         return (getattr(core, f"weight_ih_l{layer}"), getattr(core, f"weight_hh_l{layer}"),
                 getattr(core, f"bias_ih_l{layer}", None), getattr(core, f"bias_hh_l{layer}", None))
 
-    def drawer(self, temperature: float, generator: torch.Generator, n_pieces: int):
+    def drawer(self, temperature: float, generator: torch.Generator, n_pieces: int,
+               logit_bias: torch.Tensor | None = None):
         """The head's frame drawer: (features, out frame, max_polyphony, previous frame) ->
-        probabilities; it writes the frame in the roll's form (width values)."""
-        return self.head.drawer(temperature, generator, n_pieces)
+        probabilities; it writes the frame in the roll's form (width values). logit_bias: None or
+        a constant added to each of the head's units' logits (see heads.py)."""
+        return self.head.drawer(temperature, generator, n_pieces, logit_bias)
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ frames in one call, the loop writes into a preallocated tensor, and it all runs 
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from rich.table import Table
 from seqgate.errors import UserError
 from seqgate.music.metrics import MEASURES_CAPTION, SAMPLE_MEASURES, format_measure, roll_statistics
 from seqgate.model.network import NextStepModel, few_threads_for_small_work
+from seqgate.data.keys import estimate_key, key_name, key_pitch_classes, parse_key
 from seqgate.data.roll import DEFAULT_QPM, LOWEST_PITCH, N_KEYS, dense_roll, roll_to_midi
 from seqgate.training.runs import Checkpoint, DataRecord, open_run
 from seqgate.settings import SampleConfig
@@ -42,7 +44,7 @@ PROGRESS_EVERY_FRAMES = 256
 
 def generate(model: NextStepModel, n_pieces: int, frames: int, *, temperature: float = SampleConfig.temperature,
              seed: int = 0, primer: np.ndarray | None = None,
-             max_polyphony: int | None = None,
+             max_polyphony: int | None = None, logit_bias: torch.Tensor | None = None,
              on_progress: Callable[[int], None] | None = None) -> np.ndarray:
     """Sample `n_pieces` continuations of `frames` new frames each, as a bool (n, frames, width)
     array: width 88, or for an onset-aware model 2 x 88, the sounding keys and then the struck ones.
@@ -51,30 +53,33 @@ def generate(model: NextStepModel, n_pieces: int, frames: int, *, temperature: f
     through the model first and is not part of the result. temperature divides the logits (below
     1: safer, above 1: wilder). max_polyphony: at most this many keys per new frame (Bernoulli head:
     the most probable of the keys drawn; NADE head: the first keys drawn from low to high, every key
-    above them left off). Same seed,
+    above them left off). logit_bias: None, or a (width,) tensor added to every unit's logit
+    before the temperature divides it (key_logit_bias: a key). Same seed,
     same arguments, same machine -> the same pieces. on_progress(frames_done) is called now and
     then. The model is put in eval mode for the call and given back in the mode it came in.
     Temperature and max_polyphony are taken as given: SampleConfig.validate checks a user's.
     """
     rolls, _ = _generate(model, n_pieces, frames, temperature=temperature, seed=seed,
-                         primer=primer, max_polyphony=max_polyphony, on_progress=on_progress,
-                         keep_probabilities=False)
+                         primer=primer, max_polyphony=max_polyphony, logit_bias=logit_bias,
+                         on_progress=on_progress, keep_probabilities=False)
     return rolls
 
 
 def generate_with_probabilities(model: NextStepModel, n_pieces: int, frames: int, *,
                                 temperature: float = SampleConfig.temperature, seed: int = 0,
                                 primer: np.ndarray | None = None,
-                                max_polyphony: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                                max_polyphony: int | None = None,
+                                logit_bias: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
     """As `generate`, plus the float32 (n, frames, width) probabilities every frame was drawn
-    from (sigmoid(logits / temperature), before any max_polyphony cut; with onsets, the 88 keys'
-    and then their re-strikes'), for checks and analysis."""
+    from (sigmoid((logits + logit_bias) / temperature), before any max_polyphony cut; with onsets,
+    the 88 keys' and then their re-strikes'), for checks and analysis."""
     return _generate(model, n_pieces, frames, temperature=temperature, seed=seed, primer=primer,
-                     max_polyphony=max_polyphony, on_progress=None, keep_probabilities=True)
+                     max_polyphony=max_polyphony, logit_bias=logit_bias, on_progress=None,
+                     keep_probabilities=True)
 
 
-def _generate(model, n_pieces, frames, *, temperature, seed, primer, max_polyphony, on_progress,
-              keep_probabilities):
+def _generate(model, n_pieces, frames, *, temperature, seed, primer, max_polyphony, logit_bias,
+              on_progress, keep_probabilities):
     n_pieces, frames = int(n_pieces), int(frames)
     if n_pieces <= 0:
         raise UserError("the number of pieces must be at least 1")
@@ -96,7 +101,7 @@ def _generate(model, n_pieces, frames, *, temperature, seed, primer, max_polypho
     model.eval()
     try:
         with torch.inference_mode(), few_threads_for_small_work(model, n_pieces):
-            draw = model.drawer(temperature, generator, n_pieces)
+            draw = model.drawer(temperature, generator, n_pieces, logit_bias)
             # The whole primer in one call (the fused layer runs it as one sequence); its last
             # output already predicts the first new frame. Without a primer this is just the
             # model's all-zero start frame.
@@ -146,6 +151,7 @@ class SampleReport:
     qpm: float
     frames_per_quarter: int
     primer_frames: int  # primer frames fed to the model (0 without a primer)
+    key: tuple[int, bool] | None = None  # (tonic pitch class, minor?) the draws were held to, if any
 
 
 def sample_to_midi(run_dir: str | os.PathLike | None, output: str | os.PathLike,
@@ -180,10 +186,12 @@ def write_samples(model: NextStepModel, checkpoint: Checkpoint, run_folder: Path
     primer_roll = None
     if settings.primer is not None:
         primer_roll = _read_primer(settings.primer, model, data, settings.primer_frames, console)
+    key = _requested_key(settings, primer_roll, model, data)
 
     generated = _generate_with_progress(model, settings.n, frames, temperature=settings.temperature,
                                         seed=settings.seed, primer=primer_roll,
-                                        max_polyphony=settings.max_polyphony, console=console)
+                                        max_polyphony=settings.max_polyphony,
+                                        logit_bias=_key_bias(model, data, key, settings), console=console)
 
     results = []
     for path, frames_drawn in zip(paths, generated):
@@ -191,7 +199,7 @@ def write_samples(model: NextStepModel, checkpoint: Checkpoint, run_folder: Path
             frames_drawn = np.concatenate([primer_roll, frames_drawn], axis=0)
         roll, struck = sounding_and_struck(model, frames_drawn)
         roll_to_midi(roll, path, qpm=qpm, frames_per_quarter=data.frames_per_beat,
-                     program=settings.program, velocity=settings.velocity, struck=struck)
+                     program=settings.program, velocity=settings.velocity, struck=struck, key=key)
         image = None
         if settings.png:
             from seqgate.music.plots import plot_piano_roll  # matplotlib loads only when asked
@@ -204,7 +212,7 @@ def write_samples(model: NextStepModel, checkpoint: Checkpoint, run_folder: Path
                                     png=image))
     return SampleReport(results=results, train_stats=data.train_stats, run_dir=run_folder,
                         qpm=qpm, frames_per_quarter=data.frames_per_beat,
-                        primer_frames=0 if primer_roll is None else len(primer_roll))
+                        primer_frames=0 if primer_roll is None else len(primer_roll), key=key)
 
 
 def sample_statistics(model: NextStepModel, checkpoint: Checkpoint, n: int, seed: int = 0,
@@ -212,11 +220,62 @@ def sample_statistics(model: NextStepModel, checkpoint: Checkpoint, n: int, seed
     """metrics.roll_statistics of `n` pieces sampled from a loaded run (what `compare` reports per
     cell), of settings' length and temperature, without writing any file."""
     data = checkpoint.data
+    key = _requested_key(settings, None, model, data)
     drawn = generate(model, n, settings.frames_for(data.frames_per_beat), temperature=settings.temperature,
-                     seed=seed)
+                     seed=seed, logit_bias=_key_bias(model, data, key, settings))
     pieces = [sounding_and_struck(model, piece) for piece in drawn]
     struck = [s for _, s in pieces] if model.onsets else None
     return roll_statistics([roll for roll, _ in pieces], struck, data.frames_per_quarter)
+
+
+def key_logit_bias(model: NextStepModel, key: tuple[int, bool], strength: float,
+                   lowest_pitch: int = LOWEST_PITCH) -> torch.Tensor:
+    """The (width,) logit bias that holds samples to `key`, (tonic pitch class, minor?): every
+    key of the keyboard whose pitch class is not among the key's notes (keys.key_pitch_classes)
+    has `strength` taken off its logit, its odds of sounding divided by e^strength at every draw;
+    an onset-aware model's re-strike units are left as they are.
+
+    Why: the model knows a key only from what it has drawn, so over a piece longer than the pieces
+    it was trained on, a few chromatic draws can carry it into another key. A nudge, not a wall:
+    a chromatic note the model is sure of (a leading tone, a passing note) still sounds.
+    """
+    in_key = key_pitch_classes(*key)
+    outside = torch.tensor([(lowest_pitch + k) % 12 not in in_key for k in range(model.n_keys)])
+    bias = torch.zeros(model.width)
+    bias[:model.n_keys] = -float(strength) * outside
+    return bias
+
+
+def _requested_key(settings: SampleConfig, primer_roll: np.ndarray | None, model: NextStepModel,
+                   data: DataRecord) -> tuple[int, bool] | None:
+    """--key as (tonic, minor?): the named key, the primer's (estimated from how long each
+    pitch sounds in it), or None."""
+    if settings.key is None:
+        return None
+    if not settings.key_from_primer:
+        return parse_key(settings.key)
+    durations = primer_roll[:, :model.n_keys].sum(0)
+    if not durations.any():
+        raise UserError(f"--key {settings.key}: the primer has no notes to take a key from; name the key")
+    lowest = data.roll_format.get("lowest_pitch", LOWEST_PITCH)
+    return estimate_key(lowest + np.arange(model.n_keys), durations)
+
+
+def _key_bias(model: NextStepModel, data: DataRecord, key: tuple[int, bool] | None,
+              settings: SampleConfig) -> torch.Tensor | None:
+    if key is None:
+        return None
+    return key_logit_bias(model, key, settings.strength_of_key, data.roll_format.get("lowest_pitch", LOWEST_PITCH))
+
+
+def describe_key(report: "SampleReport", settings: SampleConfig) -> str | None:
+    """The console's line on --key, or None without one."""
+    if report.key is None:
+        return None
+    source = " (estimated from the primer)" if settings.key_from_primer else ""
+    strength = settings.strength_of_key
+    return (f"key {key_name(*report.key)}{source}: notes outside it drawn with their odds divided by "
+            f"{math.exp(strength):.1f} (--key-strength {strength:g})")
 
 
 def sounding_and_struck(model: NextStepModel, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
