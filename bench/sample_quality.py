@@ -4,6 +4,7 @@ model, or a plain and an onset-aware one).
 
     python bench/sample_quality.py RUN_DIR [RUN_DIR ...] [--pieces 8] [--frames 200] [--seed 0]
     python bench/sample_quality.py RUN_DIR --frames 512 -- --temperature 0.8   # options for sample
+    python bench/sample_quality.py RUN_DIR --frames 512 --segment 128   # measured in 128-frame cuts
 
 Samples with the real command line (`seqgate sample --run RUN_DIR -n N --frames F`), reads the
 MIDI files back (with their note starts, so re-struck notes count), and compares their statistics
@@ -30,6 +31,9 @@ def main() -> None:
     parser.add_argument("--pieces", type=int, default=8)
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--segment", type=int, help="measure each sample cut into pieces of this many "
+                        "frames (say the corpus's piece length), to tell a long sample's key changes "
+                        "from its local scale use")
     argv = sys.argv[1:]
     split = argv.index("--") if "--" in argv else len(argv)
     args = parser.parse_args(argv[:split])
@@ -63,7 +67,12 @@ def report(run: Path, args) -> tuple[str, dict]:
                        check=True, capture_output=True)
         read = [read_midi_roll(p, frames_per_quarter=frames_per_quarter, onsets=True)
                 for p in sorted(Path(folder).glob("sample*.mid"))]
-    stats = roll_statistics([r.roll for r in read], [r.struck for r in read], frames_per_quarter)
+    rolls, struck = [r.roll for r in read], [r.struck for r in read]
+    if args.segment:
+        cuts = [(start, start + args.segment) for start in range(0, args.frames, args.segment)]
+        rolls = [roll[a:b] for roll in rolls for a, b in cuts if len(roll[a:b])]
+        struck = [keys[a:b] for keys in struck for a, b in cuts if len(keys[a:b])]
+    stats = roll_statistics(rolls, struck, frames_per_quarter)
     gap = abs(stats["mean_notes_per_frame"] - train["mean_notes_per_frame"]) / train["mean_notes_per_frame"]
     model = config["model_config"]
     name = f"{model['cell']}-{model.get('head', 'bernoulli')}" + ("-onsets" if model.get("onsets") else "")
