@@ -262,8 +262,12 @@ def sample(
     html: bool = typer.Option(False, "--html", help="Also write a page beside the outputs (OUTPUT with .html) with each piece's piano roll, an audio player and its measures."),
 ) -> None:
     """Sample new polyphonic music from a trained model and write it as MIDI."""
-    from seqgate.music import sample as sampling
-
+    # The options are checked before torch loads, so a mistyped one is answered at once.
+    settings = SampleConfig(
+        n=n, frames=frames, bars=bars, seed=seed, temperature=temperature, primer=primer,
+        primer_frames=primer_frames, primer_in_output=primer_in_output, qpm=qpm, program=program,
+        velocity=velocity, max_polyphony=max_polyphony, png=png or html, key=key,
+        key_strength=key_strength).validate()
     if soundfont is not None and not (wav or html):
         raise UserError("--soundfont is used only with --wav or --html")
     if html and Path(output).suffix.lower() == ".html":
@@ -276,11 +280,8 @@ def sample(
             raise UserError(f"-o {output} names the MIDI file; with --wav the audio goes beside it, "
                             f"so give -o a .mid name")
         soundfont = check_can_render(soundfont)  # before sampling, so a missing one wastes no work
-    settings = SampleConfig(
-        n=n, frames=frames, bars=bars, seed=seed, temperature=temperature, primer=primer,
-        primer_frames=primer_frames, primer_in_output=primer_in_output, qpm=qpm, program=program,
-        velocity=velocity, max_polyphony=max_polyphony, png=png or html, key=key,
-        key_strength=key_strength).validate()
+    from seqgate.music import sample as sampling
+
     report = sampling.sample_to_midi(run, output, settings, console=console)
     if sampling.describe_key(report, settings):
         console.print(sampling.describe_key(report, settings))

@@ -75,6 +75,15 @@ def test_user_errors_are_one_line_and_exit_code_2(tmp_path, args, message):
     assert message in done.stderr
 
 
+def test_a_mistyped_sample_option_is_answered_before_torch_loads(tmp_path):
+    # The command as the entry point runs it, in a process that reports whether torch was loaded.
+    code = ("import sys\nfrom seqgate.cli import main\nsys.argv = ['seqgate', 'sample', '--key', 'H']\n"
+            "try:\n    main()\nexcept SystemExit as exit:\n    print(exit.code, 'torch' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert "names no key" in done.stderr
+    assert done.stdout.split() == ["2", "False"], done.stdout
+
+
 def test_demo_runs_the_pipeline_into_one_folder_and_reuses_its_runs(tmp_path):
     from seqgate.compare.demo import run_demo
 
