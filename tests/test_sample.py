@@ -364,6 +364,17 @@ def test_the_key_is_written_into_the_midi_and_named_on_the_console(tmp_path):
     assert not pretty_midi.PrettyMIDI(str(tmp_path / "plain.mid")).key_signature_changes
 
 
+def test_the_sample_page_names_the_key(tmp_path, monkeypatch):
+    from seqgate.music import page
+
+    monkeypatch.setattr(page, "render_players", lambda paths, soundfont=None: ({}, "not needed here"))
+    run = make_run(tmp_path / "run", output_bias=-3.0)
+    keyed = sample.sample_to_midi(run, tmp_path / "keyed.mid", SampleConfig(frames=8, key="Bb"))
+    plain = sample.sample_to_midi(run, tmp_path / "plain.mid", SampleConfig(frames=8))
+    assert "held to Bb major (--key)" in page.write_sample_page(keyed, tmp_path / "keyed.html")[0].read_text()
+    assert "held to" not in page.write_sample_page(plain, tmp_path / "plain.html")[0].read_text()
+
+
 def test_key_auto_takes_the_primers_key(tmp_path):
     run = make_run(tmp_path / "run", output_bias=-3.0)
     primer = write_midi(tmp_path / "primer.mid", [{"notes": scale(62)}])  # D major

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from seqgate.data.keys import key_name
 from seqgate.errors import UserError
 from seqgate.files import write_text_atomic
 from seqgate.music.metrics import MEASURES_CAPTION, SAMPLE_MEASURES, format_measure
@@ -152,7 +153,8 @@ def write_sample_page(report, path: Path, soundfont=None) -> tuple[Path, str | N
         columns.append(("training corpus", report.train_stats))
     sections = [
         f"<p>{len(samples)} piece{'s' if len(samples) > 1 else ''} sampled from "
-        f"<code>{html.escape(str(report.run_dir))}</code> at {report.qpm:g} quarter notes a minute.</p>",
+        f"<code>{html.escape(str(report.run_dir))}</code> at {report.qpm:g} quarter notes a minute"
+        + (f", held to {key_name(*report.key)} (--key)" if report.key is not None else "") + ".</p>",
         no_player_note(reason),
         samples_html(samples, path.parent),
         "<h2>MusPy's measures beside the training corpus</h2>",
