@@ -69,9 +69,10 @@ def report(run: Path, args) -> tuple[str, dict]:
                 for p in sorted(Path(folder).glob("sample*.mid"))]
     rolls, struck = [r.roll for r in read], [r.struck for r in read]
     if args.segment:
-        cuts = [(start, start + args.segment) for start in range(0, args.frames, args.segment)]
-        rolls = [roll[a:b] for roll in rolls for a, b in cuts if len(roll[a:b])]
-        struck = [keys[a:b] for keys in struck for a, b in cuts if len(keys[a:b])]
+        # a read-back file ends at its last note, so its last cuts may be short or missing
+        rolls, struck = zip(*[(roll[start:start + args.segment], keys[start:start + args.segment])
+                              for roll, keys in zip(rolls, struck)
+                              for start in range(0, len(roll), args.segment)])
     stats = roll_statistics(rolls, struck, frames_per_quarter)
     gap = abs(stats["mean_notes_per_frame"] - train["mean_notes_per_frame"]) / train["mean_notes_per_frame"]
     model = config["model_config"]

@@ -283,8 +283,9 @@ def sample(
     from seqgate.music import sample as sampling
 
     report = sampling.sample_to_midi(run, output, settings, console=console)
-    if sampling.describe_key(report, settings):
-        console.print(sampling.describe_key(report, settings))
+    key_line = sampling.describe_key(report, settings)
+    if key_line:
+        console.print(key_line)
     console.print(sampling.statistics_table(report.results, report.train_stats))
     rendered = []
     for result in report.results:

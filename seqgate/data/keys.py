@@ -38,30 +38,30 @@ def estimate_key(pitches: np.ndarray, durations: np.ndarray) -> tuple[int, bool]
 # letter is major, as in lead sheets ("C", "F# minor", "Bb", "Ebm").
 _LETTERS = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
 _ACCIDENTALS = {"": 0, "#": 1, "b": -1}
+_NOTE_NAMES = frozenset(letter + accidental for letter in _LETTERS for accidental in _ACCIDENTALS)
 _NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")  # how keys are written back
-_MAJOR_STEPS = (0, 2, 4, 5, 7, 9, 11)
+
+# Scales as semitones above the tonic (metrics.py's scale masks are built from these).
+MAJOR_STEPS = (0, 2, 4, 5, 7, 9, 11)
+NATURAL_MINOR_STEPS = (0, 2, 3, 5, 7, 8, 10)
 # A minor key's notes in common practice: the natural minor scale plus its raised sixth and seventh
 # (the melodic and harmonic minor's), so a leading tone is in the key, as it is in Bach.
-_MINOR_STEPS = (0, 2, 3, 5, 7, 8, 9, 10, 11)
+_MINOR_KEY_STEPS = tuple(sorted(NATURAL_MINOR_STEPS + (9, 11)))
 
 
 def parse_key(text: str) -> tuple[int, bool] | None:
     """(tonic pitch class, minor?) of a key name such as "C", "F# minor", "Bb major" or "ebm";
     None if `text` names no key."""
     words = str(text).strip().lower().split()
-    if len(words) == 1 and len(words[0]) > 1 and words[0].endswith("m") and words[0][:-1] in _note_names():
+    if len(words) == 1 and len(words[0]) > 1 and words[0].endswith("m") and words[0][:-1] in _NOTE_NAMES:
         words = [words[0][:-1], "minor"]
-    if not 1 <= len(words) <= 2 or words[0] not in _note_names():
+    if not 1 <= len(words) <= 2 or words[0] not in _NOTE_NAMES:
         return None
     mode = words[1] if len(words) == 2 else "major"
     if mode not in ("major", "minor"):
         return None
     note = words[0]
     return (_LETTERS[note[0]] + _ACCIDENTALS[note[1:]]) % 12, mode == "minor"
-
-
-def _note_names() -> set[str]:
-    return {letter + accidental for letter in _LETTERS for accidental in _ACCIDENTALS}
 
 
 def key_name(tonic: int, minor: bool) -> str:
@@ -72,4 +72,4 @@ def key_name(tonic: int, minor: bool) -> str:
 def key_pitch_classes(tonic: int, minor: bool) -> frozenset[int]:
     """The pitch classes of a key: its major scale, or for a minor key the natural minor scale plus
     the raised sixth and seventh."""
-    return frozenset((int(tonic) + step) % 12 for step in (_MINOR_STEPS if minor else _MAJOR_STEPS))
+    return frozenset((int(tonic) + step) % 12 for step in (_MINOR_KEY_STEPS if minor else MAJOR_STEPS))

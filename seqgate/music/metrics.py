@@ -25,7 +25,7 @@ import numbers
 
 import numpy as np
 
-from seqgate.data.keys import estimate_key
+from seqgate.data.keys import MAJOR_STEPS, NATURAL_MINOR_STEPS, estimate_key
 from seqgate.data.roll import LOWEST_PITCH, N_KEYS
 # MIDI rolls here carry no time signature: a measure is taken to be four quarter-note beats.
 from seqgate.settings import QUARTERS_PER_BAR
@@ -34,8 +34,8 @@ PITCH_CLASSES = 12
 # The 24 scales of MusPy's _get_scale, one row each, as pitch-class masks: rows 0..11 major on
 # tonic 0..11, rows 12..23 natural (Aeolian) minor, the minor MusPy uses. A natural minor holds
 # the pitch classes of its relative major, so the 24 rows hold 12 distinct sets.
-_MAJOR_SCALE = np.array([1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1], dtype=bool)  # C D E F G A B
-_MINOR_SCALE = np.array([1, 0, 1, 1, 0, 1, 0, 1, 1, 0, 1, 0], dtype=bool)  # C D Eb F G Ab Bb
+_MAJOR_SCALE = np.isin(np.arange(PITCH_CLASSES), MAJOR_STEPS)  # C D E F G A B
+_MINOR_SCALE = np.isin(np.arange(PITCH_CLASSES), NATURAL_MINOR_STEPS)  # C D Eb F G Ab Bb
 SCALES = np.array([np.roll(scale, tonic) for scale in (_MAJOR_SCALE, _MINOR_SCALE)
                    for tonic in range(PITCH_CLASSES)])
 

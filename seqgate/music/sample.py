@@ -187,11 +187,12 @@ def write_samples(model: NextStepModel, checkpoint: Checkpoint, run_folder: Path
     if settings.primer is not None:
         primer_roll = _read_primer(settings.primer, model, data, settings.primer_frames, console)
     key = _requested_key(settings, primer_roll, model, data)
+    bias = None if key is None else key_logit_bias(model, key, settings.strength_of_key, data.lowest_pitch)
 
     generated = _generate_with_progress(model, settings.n, frames, temperature=settings.temperature,
                                         seed=settings.seed, primer=primer_roll,
-                                        max_polyphony=settings.max_polyphony,
-                                        logit_bias=_key_bias(model, data, key, settings), console=console)
+                                        max_polyphony=settings.max_polyphony, logit_bias=bias,
+                                        console=console)
 
     results = []
     for path, frames_drawn in zip(paths, generated):
@@ -220,9 +221,8 @@ def sample_statistics(model: NextStepModel, checkpoint: Checkpoint, n: int, seed
     """metrics.roll_statistics of `n` pieces sampled from a loaded run (what `compare` reports per
     cell), of settings' length and temperature, without writing any file."""
     data = checkpoint.data
-    key = _requested_key(settings, None, model, data)
     drawn = generate(model, n, settings.frames_for(data.frames_per_beat), temperature=settings.temperature,
-                     seed=seed, logit_bias=_key_bias(model, data, key, settings))
+                     seed=seed)
     pieces = [sounding_and_struck(model, piece) for piece in drawn]
     struck = [s for _, s in pieces] if model.onsets else None
     return roll_statistics([roll for roll, _ in pieces], struck, data.frames_per_quarter)
@@ -257,15 +257,7 @@ def _requested_key(settings: SampleConfig, primer_roll: np.ndarray | None, model
     durations = primer_roll[:, :model.n_keys].sum(0)
     if not durations.any():
         raise UserError(f"--key {settings.key}: the primer has no notes to take a key from; name the key")
-    lowest = data.roll_format.get("lowest_pitch", LOWEST_PITCH)
-    return estimate_key(lowest + np.arange(model.n_keys), durations)
-
-
-def _key_bias(model: NextStepModel, data: DataRecord, key: tuple[int, bool] | None,
-              settings: SampleConfig) -> torch.Tensor | None:
-    if key is None:
-        return None
-    return key_logit_bias(model, key, settings.strength_of_key, data.roll_format.get("lowest_pitch", LOWEST_PITCH))
+    return estimate_key(data.lowest_pitch + np.arange(model.n_keys), durations)
 
 
 def describe_key(report: "SampleReport", settings: SampleConfig) -> str | None:
@@ -306,7 +298,7 @@ def _check_writable_folder(folder: Path) -> None:
 def _read_primer(primer, model: NextStepModel, data: DataRecord, primer_frames: int | None,
                  console: Console | None) -> np.ndarray:
     n_keys = data.roll_format.get("n_keys", model.n_keys)
-    lowest = data.roll_format.get("lowest_pitch", LOWEST_PITCH)
+    lowest = data.lowest_pitch
     if n_keys != N_KEYS or lowest != LOWEST_PITCH or model.n_keys != N_KEYS:
         raise UserError(f"this run's rolls have {n_keys} keys from MIDI {lowest}; a MIDI primer "
                         f"gives {N_KEYS} keys from MIDI {LOWEST_PITCH}, so it cannot prime it")

@@ -22,7 +22,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from seqgate.data.roll import is_grid
+from seqgate.data.roll import LOWEST_PITCH, is_grid
 from seqgate.errors import UserError, is_finite_number, is_number
 from seqgate.files import append_line, atomic_write, write_json_atomic, write_text_atomic
 from seqgate.model.network import ModelConfig, NextStepModel, check_weights
@@ -188,6 +188,11 @@ class DataRecord:
     def frames_per_quarter(self) -> int | None:
         """The beat grid of the roll; None for a roll off the grid (the benchmark .mat corpora)."""
         return self.roll_format.get("frames_per_quarter")
+
+    @property
+    def lowest_pitch(self) -> int:
+        """The MIDI pitch of the roll's first key."""
+        return self.roll_format.get("lowest_pitch", LOWEST_PITCH)
 
     @property
     def frames_per_beat(self) -> int:
