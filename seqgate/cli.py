@@ -153,7 +153,7 @@ def train(
 ) -> None:
     """Train a tanh, GRU or LSTM next-step predictor; the best model by validation NLL is kept."""
     from seqgate.training import train as training
-    from seqgate.training.display import TrainDisplay, stop_reason
+    from seqgate.training.display import TrainDisplay, finished_table, stop_reason
     from seqgate.training.distributed import is_main_process
 
     config = TrainConfig(
@@ -186,15 +186,7 @@ def train(
         return
     from seqgate.training.evaluate import nll_quantity
 
-    table = Table(title=f"{summary['model_config']['cell']} run finished ({summary['stopped']})",
-                  caption=f"valid NLL: {nll_quantity(summary['model_config'].get('onsets', False))}")
-    for column in ("run", "params", "epochs", "updates", "minutes", "s/epoch", "best epoch", "best valid"):
-        table.add_column(column, justify="right")
-    table.add_row(summary["run_dir"], f"{summary['parameters']:,}", str(summary["epochs"]),
-                  f"{summary['updates']:,}", f"{summary['seconds'] / 60:.1f}",
-                  f"{summary['seconds'] / max(summary['epochs'], 1):.1f}", str(summary["best_epoch"]),
-                  f"{summary['best_valid_nll']:.3f}" if summary["best_valid_nll"] is not None else "-")
-    console.print(table)
+    console.print(finished_table(summary, nll_quantity(summary["model_config"].get("onsets", False))))
     console.print(stop_reason(summary))
 
 

@@ -155,6 +155,11 @@ def test_the_start_of_a_run_says_what_an_epoch_is_and_which_limits_stop_it(tiny_
     assert "stops at the first of: epoch 2, 20 epochs without a better validation NLL, 5 minutes of training" in out
     assert re.search(r"s/epoch, <= 0:00:\d\d left \(max epochs\), early stop at epoch 2[12]\b", out), out
     assert "stopped at the epoch limit, 2 epochs" in out
+    # the end table: the run, its size, its length and its best validation NLL, and what that NLL is
+    summary = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert "gru run finished (max epochs)" in out
+    assert f"{summary['parameters']:,} │ 2 │" in out and f"{summary['best_valid_nll']:.3f} │" in out
+    assert "valid NLL: nats per frame over the 88 sounding keys" in out
 
 
 def test_a_run_has_a_time_budget_unless_told_none():

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.table import Table
 
 if TYPE_CHECKING:
     from seqgate.settings import TrainConfig
@@ -45,6 +46,20 @@ def limits_line(settings: dict) -> str:
     if settings.get("max_minutes") is not None:
         limits.append(f"{settings['max_minutes']:g} minutes of training")
     return "stops at the first of: " + ", ".join(limits)
+
+
+def finished_table(summary: dict, nll_of: str) -> Table:
+    """The table at the end of `seqgate train`: the run's size, length and best validation NLL
+    (`nll_of`: what that NLL measures, evaluate.nll_quantity)."""
+    table = Table(title=f"{summary['model_config']['cell']} run finished ({summary['stopped']})",
+                  caption=f"valid NLL: {nll_of}")
+    for column in ("run", "params", "epochs", "updates", "minutes", "s/epoch", "best epoch", "best valid"):
+        table.add_column(column, justify="right")
+    table.add_row(summary["run_dir"], f"{summary['parameters']:,}", str(summary["epochs"]),
+                  f"{summary['updates']:,}", f"{summary['seconds'] / 60:.1f}",
+                  f"{summary['seconds'] / max(summary['epochs'], 1):.1f}", str(summary["best_epoch"]),
+                  f"{summary['best_valid_nll']:.3f}" if summary["best_valid_nll"] is not None else "-")
+    return table
 
 
 def stop_reason(summary: dict) -> str:
